@@ -1,0 +1,1 @@
+"""Synthetic SOMVideo-style hand-held-object scenes: objects, hand, grasp, rendering, on-disk format."""
