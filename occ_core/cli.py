@@ -1,4 +1,4 @@
-"""Command line: ``python -m occ_core data generate|preview``.
+"""Command line: ``python -m occ_core data generate|preview``, ``train vlm``, ``eval``.
 
 Every error a user can cause prints one ``error: …`` line and exits with code 2."""
 from __future__ import annotations
@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
 from occ_core.errors import OccError
 
@@ -41,7 +42,64 @@ def build_parser() -> argparse.ArgumentParser:
     pv.add_argument("--split", default="train")
     pv.add_argument("--rows", type=_positive_int, default=8)
     pv.add_argument("--trust-pickle", action="store_true", help="read pickle meta files of a SOMVideo export")
+    _add_vlm_commands(sub)
     return p
+
+
+def _add_vlm_commands(sub) -> None:
+    """``train vlm`` (stage-1 instruction tuning) and ``eval`` (the four-instruction benchmark)."""
+    train = sub.add_parser("train", help="train a model").add_subparsers(dest="command", required=True)
+    t = train.add_parser("vlm", help="stage 1: instruction-tune the dual-view LLaVA on the five tasks")
+    t.add_argument("--data", required=True, help="scenes data set (train split)")
+    t.add_argument("--out", required=True, help="output folder; rerun the same command to resume")
+    t.add_argument("--preset", default="tiny", help="tiny (from scratch, full fine-tuning) or a real preset (LoRA)")
+    t.add_argument("--render-source", default="recon", choices=("recon", "occlusion-free"),
+                   help="v2's input: 3D-branch renders (cached) or the ground-truth occlusion-free image")
+    t.add_argument("--render-cache", default=None, help="folder for cached renders (default OUT/renders)")
+    t.add_argument("--epochs", type=_positive_int, default=6)
+    t.add_argument("--batch-size", type=_positive_int, default=32)
+    t.add_argument("--lr", type=float, default=1.5e-3)
+    t.add_argument("--lora", action="store_true", help="LoRA on the LLM (default for real presets)")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--threads", type=_positive_int, default=2)
+
+    e = sub.add_parser("eval", help="four-instruction benchmark of a VLM (α = 1, α = 0, α chosen on val)")
+    e.add_argument("--preset", default="tiny", help="preset name or model folder")
+    e.add_argument("--data", help="scenes data set holding the split to test")
+    e.add_argument("--split", default="test")
+    e.add_argument("--val-data", default=None, help="data set holding the val split α is chosen on (default --data)")
+    e.add_argument("--out", help="folder for results.md/.csv/.json, confusion.csv, alpha_curve.png")
+    e.add_argument("--render-source", default="recon", choices=("recon", "occlusion-free"))
+    e.add_argument("--batch-size", type=_positive_int, default=64)
+    e.add_argument("--num-beams", type=_positive_int, default=3)
+    e.add_argument("--limit", type=_positive_int, default=None, help="first N views of each split only")
+    e.add_argument("--threads", type=_positive_int, default=2)
+    e.add_subparsers(dest="command", required=False)  # `eval recon` (the 3D branch) hangs here
+
+
+def _train(args) -> int:
+    if args.command == "vlm":
+        from occ_core.vlm.train import TrainConfig, train
+        train(TrainConfig(data=args.data, out=args.out, preset=args.preset, render_source=args.render_source,
+                          render_cache=args.render_cache, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                          lora=args.lora or args.preset != "tiny", seed=args.seed, threads=args.threads))
+    return 0
+
+
+def _eval(args) -> int:
+    if args.command is None:  # the VLM benchmark
+        if not args.data or not args.out:
+            raise OccError("eval needs --data DIR and --out DIR")
+        import torch
+        from occ_core.benchmark import run_benchmark
+        from occ_core.vlm import load_vlm
+        torch.set_num_threads(args.threads)
+        summary = run_benchmark(load_vlm(args.preset), args.data, args.split, args.out, args.val_data,
+                                render_source=args.render_source, batch_size=args.batch_size,
+                                num_beams=args.num_beams, limit=args.limit)
+        print((Path(args.out) / "results.md").read_text())
+        print(f"chosen α = {summary['chosen_alpha']:g}; wrote {args.out}")
+    return 0
 
 
 def _data(args) -> int:
@@ -65,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return {"data": _data}[args.group](args)
+        return {"data": _data, "train": _train, "eval": _eval}[args.group](args)
     except OccError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

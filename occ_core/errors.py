@@ -17,3 +17,16 @@ class GenerationError(OccError):
 class ReconstructionError(OccError):
     """A signed distance field could not be turned into a usable mesh (no surface, NaN, degenerate).
     Callers can fall back to the RGB-only path."""
+
+
+class ModelNotAvailableError(OccError):
+    """A preset's weights are neither bundled nor in the local Hugging Face cache, and cannot be
+    downloaded (offline). The message names the repo id, the download command and the cache path."""
+
+
+class CheckpointError(OccError):
+    """A model folder or training checkpoint is missing, malformed, or not in safetensors."""
+
+
+class PresetError(OccError):
+    """An unknown preset name (and not a folder either)."""

@@ -1,0 +1,218 @@
+"""Stage 1: instruction tuning of the dual-view LLaVA on the five tasks (nanoGPT-style, one file).
+
+Each training example is one view: its five question/answer pairs as one LLaVA conversation in a
+random order (so every question is also seen first, as at evaluation), the photo and its render
+blended with α ~ U[0, 1] drawn per example (so α stays a meaningful knob at test time). Loss on
+answer tokens only. Tiny: full fine-tuning from scratch with our own tokenizer; real presets: LoRA
+on the LLM plus the projector. Checkpoints (safetensors) every ``save_every`` steps; rerunning the
+same command resumes from the last one."""
+from __future__ import annotations
+
+import json
+import math
+import random
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from safetensors.torch import load_file, save_file
+from tqdm import tqdm
+
+from occ_core.errors import CheckpointError, OccError
+from occ_core.scenes.dataset import SceneDataset
+from occ_core.vlm.model import DualViewLlava
+from occ_core.vlm.prompts import conversation_pairs, encode_turns
+from occ_core.vlm.render_cache import render_paths
+
+
+@dataclass
+class TrainConfig:
+    data: str
+    out: str
+    preset: str = "tiny"
+    render_source: str = "recon"
+    render_cache: str | None = None   # default: <out>/renders
+    epochs: int = 6
+    batch_size: int = 32
+    lr: float = 1.5e-3
+    min_lr_ratio: float = 0.1
+    warmup_steps: int = 60
+    weight_decay: float = 0.01
+    lora: bool = False               # LoRA on the LLM (+ full projector); the default for real presets
+    lora_rank: int = 16
+    save_every: int = 100
+    seed: int = 0
+    threads: int = 2
+
+
+# ---- data --------------------------------------------------------------------------------------
+def corpus_texts(ds: SceneDataset) -> list[str]:
+    """Text the tiny tokenizer is trained on: our conversations, the prompt format, answer synonyms."""
+    from occ_core.evaluate import SYNONYMS
+    texts = [turn["value"] for conv in ds.conversations.values() for turn in conv]
+    texts += ["USER: <image>\nQuestion ASSISTANT: Answer", "USER: ASSISTANT:"] * 200
+    texts += [" ".join([k, *v]) for k, v in SYNONYMS.items()] * 5
+    return texts
+
+
+def load_split(vlm: DualViewLlava, cfg: TrainConfig, split: str = "train"):
+    """Pixels of every photo and render (float16, made once) and each view's conversation pairs."""
+    ds = SceneDataset(cfg.data, split, with_depth=False)
+    names = [n for n in ds.names if ds.conversations.get(n)]
+    if not names:
+        raise OccError(f"{cfg.data} has no annotations for split {split!r}")
+    renders = render_paths(cfg.data, split, names, cfg.render_source, cfg.render_cache or Path(cfg.out) / "renders",
+                           progress=True)
+
+    def pixels(paths):
+        chunks = []
+        for i in tqdm(range(0, len(paths), 256), desc="preprocessing images", leave=False):
+            ims = []
+            for p in paths[i:i + 256]:
+                with Image.open(p) as im:
+                    ims.append(im.convert("RGB"))
+            chunks.append(vlm.pixel_values(ims).half().cpu())
+        return torch.cat(chunks)
+
+    photo = pixels([ds.ref / "rgb" / f"{n}.jpg" for n in names])
+    have_render = torch.tensor([renders[n] is not None for n in names])
+    render = pixels([renders[n] or ds.ref / "rgb" / f"{n}.jpg" for n in names])  # failed recon → α = 1 below
+    pairs = [conversation_pairs(ds.conversations[n]) for n in names]
+    return names, photo, render, have_render, pairs
+
+
+# ---- checkpoints (safetensors only) --------------------------------------------------------------
+def save_checkpoint(folder: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, state: dict) -> None:
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    trainable = {k: v.detach().contiguous() for k, v in model.named_parameters() if v.requires_grad}
+    save_file(trainable, tmp / "trainable.safetensors")
+    opt = optimizer.state_dict()
+    tensors = {f"{i}.{k}": (v if torch.is_tensor(v) else torch.tensor(v)).contiguous()
+               for i, s in opt["state"].items() for k, v in s.items()}
+    save_file(tensors, tmp / "optimizer.safetensors")
+    (tmp / "state.json").write_text(json.dumps({**state, "param_groups": opt["param_groups"]}))
+    shutil.rmtree(folder, ignore_errors=True)
+    tmp.rename(folder)  # a crash mid-save never leaves a half checkpoint under the real name
+
+
+def load_checkpoint(folder: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> dict:
+    try:
+        state = json.loads((folder / "state.json").read_text())
+        weights = load_file(folder / "trainable.safetensors")
+        model.load_state_dict(weights, strict=False)
+        tensors = load_file(folder / "optimizer.safetensors")
+    except (OSError, ValueError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"cannot resume from {folder}: {exc}; delete it to start over") from None
+    opt_state: dict = {}
+    for key, value in tensors.items():
+        index, name = key.split(".", 1)
+        opt_state.setdefault(int(index), {})[name] = value
+    optimizer.load_state_dict({"state": opt_state, "param_groups": state.pop("param_groups")})
+    return state
+
+
+# ---- model ---------------------------------------------------------------------------------------
+def initial_model(cfg: TrainConfig) -> DualViewLlava:
+    if cfg.preset == "tiny":
+        from occ_core.vlm.tiny import random_tiny_vlm, train_tokenizer
+        tokenizer_dir = Path(cfg.out) / "tokenizer"
+        if (tokenizer_dir / "tokenizer.json").exists():  # resume: the same vocabulary
+            from transformers import PreTrainedTokenizerFast
+            tokenizer = PreTrainedTokenizerFast.from_pretrained(str(tokenizer_dir))
+        else:
+            tokenizer = train_tokenizer(corpus_texts(SceneDataset(cfg.data, "train", with_depth=False)))
+            tokenizer.save_pretrained(str(tokenizer_dir))
+        return random_tiny_vlm(tokenizer, cfg.seed)
+    from occ_core.vlm import load_vlm
+    return load_vlm(cfg.preset)
+
+
+def trainable_parameters(vlm: DualViewLlava, cfg: TrainConfig) -> list[torch.nn.Parameter]:
+    if not cfg.lora:
+        return [p for p in vlm.model.parameters() if p.requires_grad]
+    from peft import LoraConfig, get_peft_model
+    from occ_core.presets import get_preset
+    targets = list(get_preset(cfg.preset).lora_targets or ("q_proj", "v_proj"))
+    vlm.model.requires_grad_(False)
+    vlm.model.model.language_model = get_peft_model(
+        vlm.model.model.language_model, LoraConfig(r=cfg.lora_rank, lora_alpha=2 * cfg.lora_rank, target_modules=targets))
+    vlm.model.model.multi_modal_projector.requires_grad_(True)
+    return [p for p in vlm.model.parameters() if p.requires_grad]
+
+
+def lr_at(step: int, total: int, cfg: TrainConfig) -> float:
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    progress = (step - cfg.warmup_steps) / max(1, total - cfg.warmup_steps)
+    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+# ---- the loop ------------------------------------------------------------------------------------
+def train(cfg: TrainConfig) -> Path:
+    """Train and write a loadable model folder to ``cfg.out``; returns it."""
+    torch.set_num_threads(cfg.threads)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(cfg.seed)
+    vlm = initial_model(cfg)
+    params = trainable_parameters(vlm, cfg)
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
+    names, photo, render, have_render, pairs = load_split(vlm, cfg)
+    steps_per_epoch = math.ceil(len(names) / cfg.batch_size)
+    total = cfg.epochs * steps_per_epoch
+    ckpt = out / "checkpoint"
+    state = {"step": 0, "elapsed_s": 0.0, "losses": []}
+    if (ckpt / "state.json").exists():
+        state = load_checkpoint(ckpt, vlm.model, optimizer)
+        print(f"resuming from {ckpt} at step {state['step']}/{total}")
+    vlm.model.train()
+    started = time.time() - state["elapsed_s"]
+    bar = tqdm(total=total, initial=state["step"], desc="train vlm", unit="step")
+    while state["step"] < total:
+        step = state["step"]
+        epoch, offset = divmod(step, steps_per_epoch)
+        order = np.random.default_rng(cfg.seed + epoch).permutation(len(names))  # same order after a resume
+        index = order[offset * cfg.batch_size:(offset + 1) * cfg.batch_size]
+        rng = random.Random(cfg.seed * 1_000_003 + step)
+        ids, labels = [], []
+        for i in index:
+            shuffled = list(pairs[i])
+            rng.shuffle(shuffled)
+            seq, lab = encode_turns(vlm.tokenizer, shuffled, vlm.image_tokens)
+            ids.append(seq)
+            labels.append(lab)
+        alpha = torch.tensor([rng.random() for _ in index])
+        alpha[~have_render[index]] = 1.0
+        flip = torch.tensor([rng.random() < 0.5 for _ in index])  # round/long/thin do not change in a mirror
+        p1, p2 = photo[index].float(), render[index].float()
+        p1[flip], p2[flip] = p1[flip].flip(-1), p2[flip].flip(-1)
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(step, total, cfg)
+        loss = vlm.loss(p1.to(vlm.device), p2.to(vlm.device), alpha, ids, labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        state["step"] += 1
+        state["losses"].append(round(loss.item(), 4))
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss.item():.3f}", epoch=epoch)
+        if state["step"] % cfg.save_every == 0 or state["step"] == total:
+            state["elapsed_s"] = time.time() - started
+            save_checkpoint(ckpt, vlm.model, optimizer, state)
+    bar.close()
+    vlm.model.eval()
+    if cfg.lora:
+        vlm.model.model.language_model = vlm.model.model.language_model.merge_and_unload()
+    vlm.save_pretrained(out)
+    log = {"config": asdict(cfg), "steps": total, "train_views": len(names), "elapsed_s": round(time.time() - started, 1),
+           "final_loss": float(np.mean(state["losses"][-20:]))}
+    (out / "train_log.json").write_text(json.dumps(log, indent=1))
+    print(f"wrote {out} ({total} steps, {log['elapsed_s']:.0f} s, loss {log['final_loss']:.3f})")
+    return out
