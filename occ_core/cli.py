@@ -42,11 +42,53 @@ def build_parser() -> argparse.ArgumentParser:
     pv.add_argument("--split", default="train")
     pv.add_argument("--rows", type=_positive_int, default=8)
     pv.add_argument("--trust-pickle", action="store_true", help="read pickle meta files of a SOMVideo export")
-    _add_vlm_commands(sub)
+    train, eval_sub = _add_vlm_commands(sub)
+    _add_recon_commands(train, eval_sub)
     return p
 
 
-def _add_vlm_commands(sub) -> None:
+def _add_recon_commands(train, eval_sub) -> None:
+    """``train recon`` (stage 2, the 3D branch) and ``eval recon``."""
+    t = train.add_parser("recon", help="stage 2: train the 3D branch (SDF, colour, hand joints, masks)")
+    t.add_argument("--data", required=True, help="scenes data set (train and val splits)")
+    t.add_argument("--out", required=True, help="output folder; rerun the same command to resume")
+    t.add_argument("--steps", type=_positive_int, default=3000)
+    t.add_argument("--batch-size", type=_positive_int, default=16)
+    t.add_argument("--lr", type=float, default=2e-3)
+    t.add_argument("--val-every", type=_positive_int, default=500)
+    t.add_argument("--no-hand-features", action="store_true", help="ablation: drop gSDF's kinematic features")
+    t.add_argument("--no-semantic-cues", action="store_true", help="ablation: drop the segmentation cues")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--threads", type=_positive_int, default=None)
+
+    e = eval_sub.add_parser("recon", help="Chamfer, F-score, silhouette IoU, joint error by occlusion bin")
+    e.add_argument("--data", required=True)
+    e.add_argument("--split", default="test")
+    e.add_argument("--checkpoint", action="append", default=None, metavar="NAME=DIR",
+                   help="checkpoint(s) to compare (default: the bundled tiny one)")
+    e.add_argument("--out", default=None, help="folder for table.md and metrics.json")
+    e.add_argument("--limit", type=_positive_int, default=None)
+    e.add_argument("--resolution", type=_positive_int, default=64)
+
+
+def _recon(args) -> int:
+    if args.group == "train":
+        from occ_core.recon.model import ReconConfig
+        from occ_core.recon.train import train_recon
+        cfg = ReconConfig(use_hand_features=not args.no_hand_features, use_semantic_cues=not args.no_semantic_cues)
+        result = train_recon(args.data, args.out, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+                             val_every=args.val_every, seed=args.seed, config=cfg, threads=args.threads)
+        print(f"trained in {result['wall_s']:.0f} s; validation losses: "
+              + ", ".join(f"{k} {v:.4f}" for k, v in result["val"].items() if k != "step"))
+    else:
+        from occ_core.recon.evaluate import evaluate_recon
+        pairs = [c.split("=", 1) if "=" in c else (Path(c).name, c) for c in (args.checkpoint or ["tiny"])]
+        result = evaluate_recon(dict(pairs), args.data, args.split, args.out, args.limit, args.resolution)
+        print(result["markdown"])
+    return 0
+
+
+def _add_vlm_commands(sub):
     """``train vlm`` (stage-1 instruction tuning) and ``eval`` (the four-instruction benchmark)."""
     train = sub.add_parser("train", help="train a model").add_subparsers(dest="command", required=True)
     t = train.add_parser("vlm", help="stage 1: instruction-tune the dual-view LLaVA on the five tasks")
@@ -74,10 +116,12 @@ def _add_vlm_commands(sub) -> None:
     e.add_argument("--num-beams", type=_positive_int, default=3)
     e.add_argument("--limit", type=_positive_int, default=None, help="first N views of each split only")
     e.add_argument("--threads", type=_positive_int, default=2)
-    e.add_subparsers(dest="command", required=False)  # `eval recon` (the 3D branch) hangs here
+    return train, e.add_subparsers(dest="command", required=False)
 
 
 def _train(args) -> int:
+    if args.command == "recon":
+        return _recon(args)
     if args.command == "vlm":
         from occ_core.vlm.train import TrainConfig, train
         train(TrainConfig(data=args.data, out=args.out, preset=args.preset, render_source=args.render_source,
@@ -87,6 +131,8 @@ def _train(args) -> int:
 
 
 def _eval(args) -> int:
+    if args.command == "recon":
+        return _recon(args)
     if args.command is None:  # the VLM benchmark
         if not args.data or not args.out:
             raise OccError("eval needs --data DIR and --out DIR")
