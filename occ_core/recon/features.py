@@ -48,7 +48,7 @@ def bone_frames(joints: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     x = F.normalize(joints[:, children] - origin, dim=-1)
     palm = torch.cross(joints[:, 5] - joints[:, 0], joints[:, 17] - joints[:, 0], dim=-1)
     palm = F.normalize(palm, dim=-1)[:, None].expand_as(x)
-    y = F.normalize(torch.cross(palm, x, dim=-1) + 1e-6, dim=-1)
+    y = F.normalize(torch.cross(palm, x, dim=-1), dim=-1)
     z = torch.cross(x, y, dim=-1)
     return origin, torch.stack([x, y, z], dim=-2)
 
