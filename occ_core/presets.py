@@ -26,7 +26,7 @@ class Preset:
 
 PRESETS: dict[str, Preset] = {
     "tiny": Preset("tiny", str(CHECKPOINTS / "tiny" / "vlm"), "tiny", False,
-                   "bundled: 4-layer CLIP tower (96 px) + 4-layer Llama, trained here on synthetic scenes"),
+                   "bundled: 4-layer CLIP tower (80 px) + 4-layer Llama, trained here on synthetic scenes"),
     "llava-1.5-7b": Preset("llava-1.5-7b", "llava-hf/llava-1.5-7b-hf", "tiny", True,
                            "LLaVA-1.5 7B (CLIP ViT-L/14-336 + Vicuna-7B)", "bfloat16", ("q_proj", "v_proj")),
     "llava-1.5-13b": Preset("llava-1.5-13b", "llava-hf/llava-1.5-13b-hf", "tiny", True,

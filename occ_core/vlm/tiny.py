@@ -1,6 +1,6 @@
 """The tiny preset's architecture and tokenizer, built from scratch here (no download).
 
-A 4-layer CLIP vision tower on 96 px images (patch 16 → 36 features), a 4-layer Llama of width 256,
+A 4-layer CLIP vision tower on 80 px images (patch 16 → 25 features), a 4-layer Llama of width 256,
 and a byte-level BPE tokenizer trained with ``tokenizers`` on our own text."""
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Iterable
 from occ_core.text import IMAGE_TOKEN
 
 SPECIAL_TOKENS = ["<unk>", "<s>", "</s>", "<pad>", IMAGE_TOKEN]
-IMAGE_SIZE = 96
+IMAGE_SIZE = 80
 CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
 CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
 
@@ -31,8 +31,8 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 1024):
 def tiny_config(tokenizer):
     """LlavaConfig of the tiny preset for ``tokenizer``'s vocabulary."""
     from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig
-    vision = CLIPVisionConfig(hidden_size=160, intermediate_size=640, num_hidden_layers=4, num_attention_heads=4,
-                              image_size=IMAGE_SIZE, patch_size=16, projection_dim=160)
+    vision = CLIPVisionConfig(hidden_size=128, intermediate_size=512, num_hidden_layers=4, num_attention_heads=4,
+                              image_size=IMAGE_SIZE, patch_size=16, projection_dim=128)
     text = LlamaConfig(vocab_size=len(tokenizer), hidden_size=256, intermediate_size=688, num_hidden_layers=4,
                        num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=512,
                        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,

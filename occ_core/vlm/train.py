@@ -18,15 +18,19 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
 from occ_core.errors import CheckpointError, OccError
 from occ_core.scenes.dataset import SceneDataset
-from occ_core.vlm.model import DualViewLlava
+from occ_core.vlm.model import DualViewLlava, blend
+from occ_core.scenes.objects import CATEGORIES
 from occ_core.vlm.prompts import conversation_pairs, encode_turns
 from occ_core.vlm.render_cache import render_paths
+
+ATTRIBUTES = ("round", "long", "thin")
 
 
 @dataclass
@@ -36,25 +40,32 @@ class TrainConfig:
     preset: str = "tiny"
     render_source: str = "recon"
     render_cache: str | None = None   # default: <out>/renders
-    epochs: int = 6
+    tower_epochs: int = 5            # tiny only: warm up the vision tower on the labels first
+    tower_batch_size: int = 64
+    tower_lr: float = 2e-3
+    epochs: int = 1
+    turns: int = 3                   # each example: 1…turns random question/answer pairs
     batch_size: int = 32
     lr: float = 1.5e-3
     min_lr_ratio: float = 0.1
-    warmup_steps: int = 60
+    warmup_steps: int = 20
     weight_decay: float = 0.01
     lora: bool = False               # LoRA on the LLM (+ full projector); the default for real presets
     lora_rank: int = 16
     save_every: int = 100
     seed: int = 0
-    threads: int = 2
+    threads: int = 1                 # 1 beats 2 when the 2 cores are shared: OpenMP barriers stall
 
 
 # ---- data --------------------------------------------------------------------------------------
 def corpus_texts(ds: SceneDataset) -> list[str]:
     """Text the tiny tokenizer is trained on: our conversations, the prompt format, answer synonyms."""
     from occ_core.evaluate import SYNONYMS
-    texts = [turn["value"] for conv in ds.conversations.values() for turn in conv]
-    texts += ["USER: <image>\nQuestion ASSISTANT: Answer", "USER: ASSISTANT:"] * 200
+    from occ_core.vlm.prompts import answer_segment, strip_image_token, user_segment
+    texts = []
+    for conv in ds.conversations.values():
+        for i, (q, a) in enumerate(conversation_pairs(conv)):
+            texts.append(user_segment(strip_image_token(q), i == 0) + answer_segment(a))
     texts += [" ".join([k, *v]) for k, v in SYNONYMS.items()] * 5
     return texts
 
@@ -82,7 +93,10 @@ def load_split(vlm: DualViewLlava, cfg: TrainConfig, split: str = "train"):
     have_render = torch.tensor([renders[n] is not None for n in names])
     render = pixels([renders[n] or ds.ref / "rgb" / f"{n}.jpg" for n in names])  # failed recon → α = 1 below
     pairs = [conversation_pairs(ds.conversations[n]) for n in names]
-    return names, photo, render, have_render, pairs
+    metas = [ds._meta(n) for n in names]
+    labels = {"category": torch.tensor([CATEGORIES.index(m["category"]) for m in metas]),
+              "attributes": torch.tensor([[float(m["attributes"][k]) for k in ATTRIBUTES] for m in metas])}
+    return names, photo, render, have_render, pairs, labels
 
 
 # ---- checkpoints (safetensors only) --------------------------------------------------------------
@@ -153,17 +167,90 @@ def lr_at(step: int, total: int, cfg: TrainConfig) -> float:
     return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
+# ---- stage 0 (tiny only): warm up the vision tower ---------------------------------------------------
+class TowerProbe(torch.nn.Module):
+    """The vision tower plus linear heads on its mean-pooled, α-blended features. A from-scratch
+    tower learns what objects look like far faster this way than through the LLM's loss (one
+    cheap pass per image instead of a whole conversation), as CLIP towers come pretrained."""
+
+    def __init__(self, vlm: DualViewLlava):
+        super().__init__()
+        self.vlm = vlm
+        self.tower = vlm.model.model.vision_tower
+        width = vlm.model.config.vision_config.hidden_size
+        self.norm = torch.nn.LayerNorm(width)
+        self.head = torch.nn.Linear(width, len(CATEGORIES) + len(ATTRIBUTES))
+
+    def forward(self, photo, render, alpha):
+        both = self.vlm.tower_features(torch.cat([photo, render]))
+        v1, v2 = both.split(photo.shape[0])
+        return self.head(self.norm(blend(v1, v2, alpha).mean(1)))
+
+
+def warm_up_tower(vlm: DualViewLlava, photo, render, have_render, labels, cfg: TrainConfig, folder: Path) -> None:
+    probe = TowerProbe(vlm).train()
+    params = [p for p in probe.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=cfg.tower_lr, weight_decay=0.05)
+    steps_per_epoch = math.ceil(len(photo) / cfg.tower_batch_size)
+    total = cfg.tower_epochs * steps_per_epoch
+    state = {"step": 0, "elapsed_s": 0.0, "losses": []}
+    if (folder / "state.json").exists():
+        state = load_checkpoint(folder, probe, optimizer)
+    schedule = TrainConfig(**{**asdict(cfg), "lr": cfg.tower_lr, "warmup_steps": 30})
+    bar = tqdm(total=total, initial=state["step"], desc="warm up vision tower", unit="step")
+    while state["step"] < total:
+        step = state["step"]
+        epoch, offset = divmod(step, steps_per_epoch)
+        order = np.random.default_rng(10_000 + cfg.seed + epoch).permutation(len(photo))
+        index = order[offset * cfg.tower_batch_size:(offset + 1) * cfg.tower_batch_size]
+        gen = torch.Generator().manual_seed(cfg.seed * 7919 + step)
+        alpha = torch.rand(len(index), generator=gen)
+        alpha[~have_render[index]] = 1.0
+        p1, p2 = augment(photo[index].float(), render[index].float(), gen)
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(step, total, schedule)
+        logits = probe(p1, p2, alpha)
+        k = len(CATEGORIES)
+        loss = F.cross_entropy(logits[:, :k], labels["category"][index]) + \
+            F.binary_cross_entropy_with_logits(logits[:, k:], labels["attributes"][index])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        state["step"] += 1
+        state["losses"].append(round(loss.item(), 4))
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss.item():.3f}", epoch=epoch)
+        if state["step"] % steps_per_epoch == 0 or state["step"] == total:
+            save_checkpoint(folder, probe, optimizer, state)
+    bar.close()
+
+
+def augment(p1: torch.Tensor, p2: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mirror both views together (round/long/thin and the category survive a mirror)."""
+    flip = torch.rand(len(p1), generator=gen) < 0.5
+    p1[flip], p2[flip] = p1[flip].flip(-1), p2[flip].flip(-1)
+    return p1, p2
+
+
 # ---- the loop ------------------------------------------------------------------------------------
 def train(cfg: TrainConfig) -> Path:
     """Train and write a loadable model folder to ``cfg.out``; returns it."""
     torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
+    started = time.time()
     torch.manual_seed(cfg.seed)
     vlm = initial_model(cfg)
+    names, photo, render, have_render, pairs, labels = load_split(vlm, cfg)
+    if cfg.preset == "tiny" and cfg.tower_epochs > 0:
+        warm_up_tower(vlm, photo, render, have_render, labels, cfg, out / "tower_checkpoint")
     params = trainable_parameters(vlm, cfg)
-    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
-    names, photo, render, have_render, pairs = load_split(vlm, cfg)
+    tower_ids = {id(p) for p in vlm.model.model.vision_tower.parameters()}
+    groups = [{"params": [p for p in params if id(p) not in tower_ids], "scale": 1.0},
+              {"params": [p for p in params if id(p) in tower_ids], "scale": 0.1}]  # keep the warmed-up tower
+    optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=cfg.lr, weight_decay=cfg.weight_decay,
+                                  betas=(0.9, 0.98))
     steps_per_epoch = math.ceil(len(names) / cfg.batch_size)
     total = cfg.epochs * steps_per_epoch
     ckpt = out / "checkpoint"
@@ -172,7 +259,6 @@ def train(cfg: TrainConfig) -> Path:
         state = load_checkpoint(ckpt, vlm.model, optimizer)
         print(f"resuming from {ckpt} at step {state['step']}/{total}")
     vlm.model.train()
-    started = time.time() - state["elapsed_s"]
     bar = tqdm(total=total, initial=state["step"], desc="train vlm", unit="step")
     while state["step"] < total:
         step = state["step"]
@@ -180,21 +266,19 @@ def train(cfg: TrainConfig) -> Path:
         order = np.random.default_rng(cfg.seed + epoch).permutation(len(names))  # same order after a resume
         index = order[offset * cfg.batch_size:(offset + 1) * cfg.batch_size]
         rng = random.Random(cfg.seed * 1_000_003 + step)
-        ids, labels = [], []
+        ids, targets = [], []
         for i in index:
-            shuffled = list(pairs[i])
-            rng.shuffle(shuffled)
-            seq, lab = encode_turns(vlm.tokenizer, shuffled, vlm.image_tokens)
+            chosen = rng.sample(pairs[i], rng.randint(1, min(cfg.turns, len(pairs[i]))))
+            seq, lab = encode_turns(vlm.tokenizer, chosen, vlm.image_tokens)
             ids.append(seq)
-            labels.append(lab)
-        alpha = torch.tensor([rng.random() for _ in index])
+            targets.append(lab)
+        gen = torch.Generator().manual_seed(cfg.seed * 7919 + step)
+        alpha = torch.rand(len(index), generator=gen)
         alpha[~have_render[index]] = 1.0
-        flip = torch.tensor([rng.random() < 0.5 for _ in index])  # round/long/thin do not change in a mirror
-        p1, p2 = photo[index].float(), render[index].float()
-        p1[flip], p2[flip] = p1[flip].flip(-1), p2[flip].flip(-1)
+        p1, p2 = augment(photo[index].float(), render[index].float(), gen)
         for group in optimizer.param_groups:
-            group["lr"] = lr_at(step, total, cfg)
-        loss = vlm.loss(p1.to(vlm.device), p2.to(vlm.device), alpha, ids, labels)
+            group["lr"] = lr_at(step, total, cfg) * group["scale"]
+        loss = vlm.loss(p1.to(vlm.device), p2.to(vlm.device), alpha, ids, targets)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -204,15 +288,14 @@ def train(cfg: TrainConfig) -> Path:
         bar.update(1)
         bar.set_postfix(loss=f"{loss.item():.3f}", epoch=epoch)
         if state["step"] % cfg.save_every == 0 or state["step"] == total:
-            state["elapsed_s"] = time.time() - started
             save_checkpoint(ckpt, vlm.model, optimizer, state)
     bar.close()
     vlm.model.eval()
     if cfg.lora:
         vlm.model.model.language_model = vlm.model.model.language_model.merge_and_unload()
     vlm.save_pretrained(out)
-    log = {"config": asdict(cfg), "steps": total, "train_views": len(names), "elapsed_s": round(time.time() - started, 1),
-           "final_loss": float(np.mean(state["losses"][-20:]))}
+    log = {"config": asdict(cfg), "steps": total, "train_views": len(names),
+           "elapsed_s_this_run": round(time.time() - started, 1), "final_loss": float(np.mean(state["losses"][-20:]))}
     (out / "train_log.json").write_text(json.dumps(log, indent=1))
-    print(f"wrote {out} ({total} steps, {log['elapsed_s']:.0f} s, loss {log['final_loss']:.3f})")
+    print(f"wrote {out} ({total} steps, {log['elapsed_s_this_run']:.0f} s this run, loss {log['final_loss']:.3f})")
     return out
