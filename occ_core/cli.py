@@ -52,14 +52,15 @@ def _add_recon_commands(train, eval_sub) -> None:
     t = train.add_parser("recon", help="stage 2: train the 3D branch (SDF, colour, hand joints, masks)")
     t.add_argument("--data", required=True, help="scenes data set (train and val splits)")
     t.add_argument("--out", required=True, help="output folder; rerun the same command to resume")
-    t.add_argument("--steps", type=_positive_int, default=3000)
-    t.add_argument("--batch-size", type=_positive_int, default=16)
+    t.add_argument("--steps", type=_positive_int, default=2000)
+    t.add_argument("--batch-size", type=_positive_int, default=12)
     t.add_argument("--lr", type=float, default=2e-3)
     t.add_argument("--val-every", type=_positive_int, default=500)
     t.add_argument("--no-hand-features", action="store_true", help="ablation: drop gSDF's kinematic features")
     t.add_argument("--no-semantic-cues", action="store_true", help="ablation: drop the segmentation cues")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--threads", type=_positive_int, default=None)
+    t.add_argument("--cache", default=None, help="folder for the computed targets (default OUT), shared by ablations")
 
     e = eval_sub.add_parser("recon", help="Chamfer, F-score, silhouette IoU, joint error by occlusion bin")
     e.add_argument("--data", required=True)
@@ -77,7 +78,8 @@ def _recon(args) -> int:
         from occ_core.recon.train import train_recon
         cfg = ReconConfig(use_hand_features=not args.no_hand_features, use_semantic_cues=not args.no_semantic_cues)
         result = train_recon(args.data, args.out, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-                             val_every=args.val_every, seed=args.seed, config=cfg, threads=args.threads)
+                             val_every=args.val_every, seed=args.seed, config=cfg, threads=args.threads,
+                             cache_dir=args.cache)
         print(f"trained in {result['wall_s']:.0f} s; validation losses: "
               + ", ".join(f"{k} {v:.4f}" for k, v in result["val"].items() if k != "step"))
     else:
@@ -98,12 +100,13 @@ def _add_vlm_commands(sub):
     t.add_argument("--render-source", default="recon", choices=("recon", "occlusion-free"),
                    help="v2's input: 3D-branch renders (cached) or the ground-truth occlusion-free image")
     t.add_argument("--render-cache", default=None, help="folder for cached renders (default OUT/renders)")
-    t.add_argument("--epochs", type=_positive_int, default=6)
+    t.add_argument("--epochs", type=_positive_int, default=3, help="instruction-tuning epochs")
+    t.add_argument("--tower-epochs", type=int, default=8, help="tiny: vision-tower warm-up epochs first (0: none)")
     t.add_argument("--batch-size", type=_positive_int, default=32)
     t.add_argument("--lr", type=float, default=1.5e-3)
     t.add_argument("--lora", action="store_true", help="LoRA on the LLM (default for real presets)")
     t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--threads", type=_positive_int, default=2)
+    t.add_argument("--threads", type=_positive_int, default=1, help="torch threads (1 is faster on a shared 2-core box)")
 
     e = sub.add_parser("eval", help="four-instruction benchmark of a VLM (α = 1, α = 0, α chosen on val)")
     e.add_argument("--preset", default="tiny", help="preset name or model folder")
@@ -115,7 +118,7 @@ def _add_vlm_commands(sub):
     e.add_argument("--batch-size", type=_positive_int, default=64)
     e.add_argument("--num-beams", type=_positive_int, default=3)
     e.add_argument("--limit", type=_positive_int, default=None, help="first N views of each split only")
-    e.add_argument("--threads", type=_positive_int, default=2)
+    e.add_argument("--threads", type=_positive_int, default=1)
     return train, e.add_subparsers(dest="command", required=False)
 
 
@@ -125,7 +128,7 @@ def _train(args) -> int:
     if args.command == "vlm":
         from occ_core.vlm.train import TrainConfig, train
         train(TrainConfig(data=args.data, out=args.out, preset=args.preset, render_source=args.render_source,
-                          render_cache=args.render_cache, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                          render_cache=args.render_cache, epochs=args.epochs, tower_epochs=args.tower_epochs, batch_size=args.batch_size, lr=args.lr,
                           lora=args.lora or args.preset != "tiny", seed=args.seed, threads=args.threads))
     return 0
 

@@ -72,18 +72,24 @@ def save_model(model: ReconNet, out: Path) -> None:
     model.cfg.save(out / "config.json")
 
 
-def train_recon(data: str | Path, out: str | Path, steps: int = 3000, batch_size: int = 16, n_points: int = 512,
+def train_recon(data: str | Path, out: str | Path, steps: int = 2000, batch_size: int = 12, n_points: int = 384,
                 lr: float = 2e-3, val_every: int = 500, seed: int = 0, config: ReconConfig | None = None,
-                progress: bool = True, train_limit: int | None = None, threads: int | None = None) -> dict:
-    """Train (or resume) the 3D branch; returns the final validation losses and the wall time."""
+                progress: bool = True, train_limit: int | None = None, threads: int | None = None,
+                cache_dir: str | Path | None = None) -> dict:
+    """Train (or resume) the 3D branch; returns the final validation losses and the wall time.
+
+    The targets are computed once per data set and kept in ``cache_dir`` (default: ``out``), so
+    ablation runs can share them."""
     data, out = Path(data), Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    cache = Path(cache_dir) if cache_dir else out
+    cache.mkdir(parents=True, exist_ok=True)
     if threads:
         torch.set_num_threads(threads)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    train = load_targets(data, "train", out, progress, train_limit)
-    val = load_targets(data, "val", out, progress, 64)
+    train = load_targets(data, "train", cache, progress, train_limit)
+    val = load_targets(data, "val", cache, progress, 64)
     cfg = config or ReconConfig()
     cfg = replace(cfg, image_size=int(train["image"].shape[1]))
     model = ReconNet(cfg)
