@@ -101,16 +101,23 @@ class ReconNet(nn.Module):
         return torch.stack([x, y, z], -1)
 
     # -- point-level ------------------------------------------------------------------------------
-    def query(self, enc: dict, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """SDF (B, N) and colour (B, N, 3) at (B, N, 3) points in the normalised camera frame."""
+    def query(self, enc: dict, points: torch.Tensor, center: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """SDF (B, N) and colour (B, N, 3) at (B, N, 3) points in the normalised camera frame.
+
+        Points are encoded relative to the object centre: the predicted one at inference, the true
+        one in training (``center``), so the decoder learns shape, not the centre head's errors;
+        the hand joints move with it, keeping their predicted pose relative to the object."""
         cfg = self.cfg
+        pred_center = enc["center"].detach()
+        center = pred_center if center is None else center
+        joints = enc["joints"].detach() - pred_center[:, None] + center[:, None]
         uv = project(points, enc["K"])
         parts = [sample_maps(enc["fused"], uv, cfg.image_size), sample_maps(enc["fine"], uv, cfg.image_size)]
         if cfg.use_semantic_cues:
             parts.append(torch.sigmoid(sample_maps(enc["seg"], uv, cfg.image_size)))
         if cfg.use_hand_features:
-            parts.append(points_in_bone_frames(points, enc["joints"].detach()))
-        rel = points - enc["center"].detach()[:, None]
+            parts.append(points_in_bone_frames(points, joints))
+        rel = points - center[:, None]
         parts.append(positional_encoding(rel / cfg.box, cfg.n_freqs))
         parts.append(enc["global"][:, None].expand(-1, points.shape[1], -1))
         x0 = torch.cat(parts, -1)

@@ -55,8 +55,8 @@ def batch_tensors(t: dict, idx: np.ndarray, n_points: int, rng: np.random.Genera
 def losses(model: ReconNet, b: dict) -> dict:
     enc = model.encode(b["images"], b["K"])
     d = model.cfg.sdf_clamp
-    sdf, _ = model.query(enc, b["points"])
-    _, rgb = model.query(enc, b["surface"])
+    sdf, _ = model.query(enc, b["points"], center=b["center"])
+    _, rgb = model.query(enc, b["surface"], center=b["center"])
     return {
         "sdf": (sdf.clamp(-d, d) - b["sdf"].clamp(-d, d)).abs().mean() * 10,
         "color": (rgb - b["surface_rgb"]).abs().mean(),

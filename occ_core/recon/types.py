@@ -21,3 +21,4 @@ class Reconstruction:
     object_mask: np.ndarray        # (H, W) bool, predicted visible object
     occlusion_ratio: float         # estimated 1 - visible / amodal object pixels
     timings: dict = field(default_factory=dict)  # seconds per stage
+    center: np.ndarray | None = None  # predicted object centre, normalised camera frame (the mesh's frame)
