@@ -40,10 +40,10 @@ class TrainConfig:
     preset: str = "tiny"
     render_source: str = "recon"
     render_cache: str | None = None   # default: <out>/renders
-    tower_epochs: int = 5            # tiny only: warm up the vision tower on the labels first
-    tower_batch_size: int = 64
+    tower_epochs: int = 12           # tiny only: warm up the vision tower on the labels first
+    tower_batch_size: int = 32
     tower_lr: float = 2e-3
-    epochs: int = 1
+    epochs: int = 2
     turns: int = 3                   # each example: 1…turns random question/answer pairs
     batch_size: int = 32
     lr: float = 1.5e-3
