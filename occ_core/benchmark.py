@@ -94,8 +94,10 @@ def mean_accuracy(views, answers) -> float:
 
 def run_benchmark(vlm: DualViewLlava, data: str, split: str, out: str | Path, val_data: str | None = None,
                   val_split: str = "val", render_source: str = "recon", alphas=ALPHA_GRID, batch_size: int = 64,
-                  num_beams: int = 3, limit: int | None = None) -> dict:
-    """Write results.{md,csv,json}, confusion.csv and alpha_curve.png to ``out``; return the table."""
+                  num_beams: int = 3, limit: int | None = None, tta: dict | None = None) -> dict:
+    """Write results.{md,csv,json}, confusion.csv and alpha_curve.png to ``out``; return the table.
+    ``tta``: {"config": TTAConfig, "reward": ClipReward, "limit": views or None} adds "+TTA" rows at
+    the chosen α (``occ_core.tta_benchmark``) and tta_traces.jsonl."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.time()
@@ -107,6 +109,13 @@ def run_benchmark(vlm: DualViewLlava, data: str, split: str, out: str | Path, va
     test_sweep = sweep(vlm, test, alphas, batch_size, num_beams, f"α sweep on {split}")
     settings = {"α=1 (CLIP only)": 1.0, "α=0 (3D only)": 0.0, f"α={chosen:g} (chosen on {val_split})": chosen}
     rows = [r for name, a in settings.items() for r in records(test, test_sweep[a], name)]
+    tta_cost = None
+    if tta:
+        from occ_core.tta_benchmark import run_tta, tta_setting_names
+        tta_rows, tta_cost = run_tta(vlm, test, *encode_views(vlm, test, batch_size), chosen, tta["reward"], tta["config"],
+                                     num_beams, tta.get("limit"), out / "tta_traces.jsonl")
+        rows += tta_rows
+        settings.update({name: chosen for name in tta_setting_names(chosen, tta["config"], tta_cost["views"])})
     table = ev.accuracy(rows)
     truths = [t["category"] for t in test["truth"]]
     labels, cols, matrix = ev.confusion_matrix(truths, test_sweep[chosen]["category"])
@@ -120,6 +129,10 @@ def run_benchmark(vlm: DualViewLlava, data: str, split: str, out: str | Path, va
           f"## Confusion matrix, \"what's the object\" (α = {chosen:g}; rows true, columns answered)", "",
           "| true \\ answered | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
     md += [f"| {lab} | " + " | ".join(str(v) for v in row) + " |" for lab, row in zip(labels, matrix)]
+    if tta_cost:
+        md += ["", f"TTA: {tta_cost['samples']} samples ({tta_cost['views']} views × {len(ev.TASKS)} instructions), "
+                   f"{tta_cost['mean_seconds_per_sample']:.2f} s per sample vs {tta_cost['plain_answer_seconds']:.3f} s "
+                   f"for a plain answer; traces in tta_traces.jsonl"]
     md += ["", f"{elapsed:.0f} s for {len(alphas)} α × {len(ev.TASKS)} instructions × "
                f"{len(val['names']) + len(test['names'])} views, beam {num_beams}, batch {batch_size}"]
     (out / "results.md").write_text("\n".join(md) + "\n")
@@ -138,7 +151,7 @@ def run_benchmark(vlm: DualViewLlava, data: str, split: str, out: str | Path, va
     summary = {"split": split, "data": str(data), "render_source": render_source, "chosen_alpha": chosen,
                "val_mean_accuracy": {str(a): s for a, s in val_scores.items()}, "table": table,
                "alpha_curve": {str(a): c for a, c in curve.items()}, "confusion": {"rows": labels, "cols": cols, "matrix": matrix},
-               "seconds": round(elapsed, 1)}
+               "tta": tta_cost, "seconds": round(elapsed, 1)}
     (out / "results.json").write_text(json.dumps(summary, indent=1))
     (out / "answers.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     plot_curve(curve, out / "alpha_curve.png", f"{split}: accuracy vs α ({render_source} renders)")

@@ -44,7 +44,30 @@ def build_parser() -> argparse.ArgumentParser:
     pv.add_argument("--trust-pickle", action="store_true", help="read pickle meta files of a SOMVideo export")
     train, eval_sub = _add_vlm_commands(sub)
     _add_recon_commands(train, eval_sub)
+    _add_clip_commands(train)
     return p
+
+
+def _add_clip_commands(train) -> None:
+    """``train clip``: the tiny preset's CLIP reward model of test-time adaptation."""
+    t = train.add_parser("clip", help="train the tiny CLIP reward model (test-time adaptation) on scenes")
+    t.add_argument("--data", required=True, help="scenes data set (train and val splits)")
+    t.add_argument("--out", required=True, help="output folder (config.json + model.safetensors)")
+    t.add_argument("--steps", type=_positive_int, default=360)
+    t.add_argument("--batch-size", type=_positive_int, default=128)
+    t.add_argument("--lr", type=float, default=1e-3)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--threads", type=_positive_int, default=1, help="torch threads (1 on a shared 2-core box)")
+
+
+def _train_clip(args) -> int:
+    from occ_core.clip_train import train_clip
+    meta = train_clip(args.data, args.out, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+                      seed=args.seed, threads=args.threads)
+    val = meta["training"]["val"]
+    print(f"trained in {meta['training']['seconds']:.0f} s; val: " + ", ".join(f"{k} {v:.3f}" for k, v in val.items()))
+    print(f"wrote {args.out}")
+    return 0
 
 
 def _add_recon_commands(train, eval_sub) -> None:
@@ -100,8 +123,8 @@ def _add_vlm_commands(sub):
     t.add_argument("--render-source", default="recon", choices=("recon", "occlusion-free"),
                    help="v2's input: 3D-branch renders (cached) or the ground-truth occlusion-free image")
     t.add_argument("--render-cache", default=None, help="folder for cached renders (default OUT/renders)")
-    t.add_argument("--epochs", type=_positive_int, default=3, help="instruction-tuning epochs")
-    t.add_argument("--tower-epochs", type=int, default=8, help="tiny: vision-tower warm-up epochs first (0: none)")
+    t.add_argument("--epochs", type=_positive_int, default=2, help="instruction-tuning epochs")
+    t.add_argument("--tower-epochs", type=int, default=12, help="tiny: vision-tower warm-up epochs first (0: none)")
     t.add_argument("--batch-size", type=_positive_int, default=32)
     t.add_argument("--lr", type=float, default=1.5e-3)
     t.add_argument("--lora", action="store_true", help="LoRA on the LLM (default for real presets)")
@@ -119,18 +142,40 @@ def _add_vlm_commands(sub):
     e.add_argument("--num-beams", type=_positive_int, default=3)
     e.add_argument("--limit", type=_positive_int, default=None, help="first N views of each split only")
     e.add_argument("--threads", type=_positive_int, default=1)
+    e.add_argument("--tta-steps", type=int, default=0, help="add +TTA rows: test-time adaptation steps (0: none)")
+    e.add_argument("--tta-k", type=_positive_int, default=None, help="TTA samples per step (default TTAConfig's)")
+    e.add_argument("--tta-lr", type=float, default=None, help="TTA learning rate (default TTAConfig's)")
+    e.add_argument("--tta-target", default="projector", choices=("projector", "lora"))
+    e.add_argument("--tta-reward-source", default="both", choices=("both", "image", "render"))
+    e.add_argument("--tta-limit", type=_positive_int, default=None, help="TTA rows on the first N test views only")
+    e.add_argument("--reward", default=None, help="CLIP reward model: tiny, a real preset, open_clip:MODEL/TAG or a folder")
     return train, e.add_subparsers(dest="command", required=False)
 
 
 def _train(args) -> int:
     if args.command == "recon":
         return _recon(args)
+    if args.command == "clip":
+        return _train_clip(args)
     if args.command == "vlm":
         from occ_core.vlm.train import TrainConfig, train
         train(TrainConfig(data=args.data, out=args.out, preset=args.preset, render_source=args.render_source,
                           render_cache=args.render_cache, epochs=args.epochs, tower_epochs=args.tower_epochs, batch_size=args.batch_size, lr=args.lr,
                           lora=args.lora or args.preset != "tiny", seed=args.seed, threads=args.threads))
     return 0
+
+
+def _tta_options(args) -> dict | None:
+    """The benchmark's TTA settings from ``--tta-*`` (None without ``--tta-steps``)."""
+    if args.tta_steps <= 0:
+        return None
+    from dataclasses import replace
+    from occ_core.reward import ClipReward, PRETRAINED_REWARD_MODELS
+    from occ_core.tta import TTAConfig
+    config = replace(TTAConfig(), steps=args.tta_steps, target=args.tta_target, reward_source=args.tta_reward_source,
+                     **({"k": args.tta_k} if args.tta_k else {}), **({"lr": args.tta_lr} if args.tta_lr else {}))
+    reward = args.reward or (args.preset if args.preset in PRETRAINED_REWARD_MODELS else "tiny")
+    return {"config": config, "reward": ClipReward.from_pretrained(reward), "limit": args.tta_limit}
 
 
 def _eval(args) -> int:
@@ -145,7 +190,7 @@ def _eval(args) -> int:
         torch.set_num_threads(args.threads)
         summary = run_benchmark(load_vlm(args.preset), args.data, args.split, args.out, args.val_data,
                                 render_source=args.render_source, batch_size=args.batch_size,
-                                num_beams=args.num_beams, limit=args.limit)
+                                num_beams=args.num_beams, limit=args.limit, tta=_tta_options(args))
         print((Path(args.out) / "results.md").read_text())
         print(f"chosen α = {summary['chosen_alpha']:g}; wrote {args.out}")
     return 0
