@@ -74,9 +74,9 @@ def build_app(ctx: AppContext) -> gr.Blocks:
                                     sources=["upload", "clipboard"], elem_id="input-image")
                 image_info = gr.Markdown(elem_id="image-info")
                 if ctx.examples:
-                    gr.Examples(examples=[[e["path"]] for e in ctx.examples], inputs=[image], label="Examples",
-                                example_labels=[f"{e['category']} · occlusion {e['occlusion_ratio']:.2f}"
-                                                for e in ctx.examples], examples_per_page=6)
+                    levels = ", ".join(f"{e['category']} {e['occlusion_ratio']:.2f}" for e in ctx.examples)
+                    gr.Examples(examples=[[e["path"]] for e in ctx.examples], inputs=[image], examples_per_page=6,
+                                label=f"Examples, low to high occlusion ({levels})")
                 gr.Markdown(f"<small>JPEG/PNG/WebP; larger than {MAX_SIDE} px a side is downscaled.</small>")
             with gr.Column(scale=5):
                 with gr.Tabs():
@@ -90,11 +90,10 @@ def build_app(ctx: AppContext) -> gr.Blocks:
                                               interactive=False, height=260, elem_id="render")
                             overlay = gr.Image(label="predicted: joints · hand (blue) · visible (yellow) · hidden (red)",
                                                type="pil", interactive=False, height=260, elem_id="overlay")
-                        with gr.Row():
-                            model3d = gr.Model3D(label="reconstructed mesh (drag to turn)", height=320,
-                                                 clear_color=(0.95, 0.95, 0.95, 1.0), elem_id="mesh-viewer", scale=3)
-                            downloads = gr.File(label="download GLB / OBJ", file_count="multiple", interactive=False,
-                                                elem_id="mesh-files", scale=1)
+                        model3d = gr.Model3D(label="reconstructed mesh (drag to turn, scroll to zoom)", height=340,
+                                             clear_color=(0.95, 0.95, 0.95, 1.0), elem_id="mesh-viewer")
+                        downloads = gr.File(label="download the mesh: GLB / OBJ (y up, vertex colours)",
+                                            file_count="multiple", interactive=False, height=110, elem_id="mesh-files")
                         recon_summary = gr.Markdown(elem_id="recon-summary")
 
                     with gr.Tab("Ask", id="ask"):

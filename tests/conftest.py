@@ -15,3 +15,6 @@ def small_dataset(tmp_path_factory):
     out = tmp_path_factory.mktemp("data") / "scenes"
     summary = generate_dataset(out, scenes=8, views=2, size=64, seed=11, workers=2, progress=False)
     return out, summary
+
+
+from app_server import app_url  # noqa: E402,F401  (session fixture: the app in a subprocess, shared by the app tests)
