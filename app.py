@@ -13,10 +13,13 @@ from demo.images import MAX_FILE_MB  # noqa: E402  (after the analytics switch)
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="OCC-MLLM-Alpha demo: reconstruct and ask about hand-held objects")
-    p.add_argument("--preset", default="tiny", help="tiny (bundled, offline), llava-1.5-7b, llava-1.5-13b, or a model folder")
+    p.add_argument("--preset", default=os.environ.get("OCC_PRESET", "tiny"),
+                   help="tiny (bundled, offline; default, or $OCC_PRESET), llava-1.5-7b, llava-1.5-13b, or a model folder")
     p.add_argument("--recon", default=None, help="3D-branch checkpoint folder (default: the preset's)")
     p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:1 …")
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 for a LAN or a Space)")
+    # a Hugging Face Space sets GRADIO_SERVER_NAME=0.0.0.0; locally we listen on loopback only
+    p.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+                   help="address to listen on (0.0.0.0 for a LAN)")
     p.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
     p.add_argument("--share", action="store_true", help="also open a public gradio.live link")
     return p.parse_args(argv)
