@@ -52,7 +52,7 @@ def assert_same(before, pipe):
 
 
 @pytest.mark.parametrize("target", ["projector", "lora"])
-def test_weights_identical_after_adaptation_and_the_policy_moved(setup, reward, target):
+def test_weights_identical_after_adaptation(setup, reward, target):
     pipe, photos = setup
     before = weights(pipe)
     config = TTAConfig(steps=3, k=4, lr=0.5, target=target, sample_max_new_tokens=6)
