@@ -58,12 +58,13 @@ def _add_clip_commands(train) -> None:
     t.add_argument("--lr", type=float, default=1e-3)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--threads", type=_positive_int, default=1, help="torch threads (1 on a shared 2-core box)")
+    t.add_argument("--init", default=None, help="continue from an earlier run's folder")
 
 
 def _train_clip(args) -> int:
     from occ_core.clip_train import train_clip
     meta = train_clip(args.data, args.out, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-                      seed=args.seed, threads=args.threads)
+                      seed=args.seed, threads=args.threads, init=args.init)
     val = meta["training"]["val"]
     print(f"trained in {meta['training']['seconds']:.0f} s; val: " + ", ".join(f"{k} {v:.3f}" for k, v in val.items()))
     print(f"wrote {args.out}")

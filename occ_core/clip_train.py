@@ -116,7 +116,7 @@ def multi_positive_loss(logits: torch.Tensor, positives: torch.Tensor) -> torch.
     return (i2t + t2i) / 2
 
 
-KIND_WEIGHTS = np.array([0.3, 0.1, 0.45, 0.15])  # category, colour+category, attribute, description
+KIND_WEIGHTS = np.array([0.4, 0.1, 0.35, 0.15])  # category, colour+category, attribute, description
 
 
 def pick_captions(records: list[dict], rng: np.random.Generator) -> list[tuple[str, dict]]:
@@ -157,8 +157,10 @@ def evaluate_clip(model, tokenizer, images: torch.Tensor, records: list[dict], s
 
 
 def train_clip(data: str | Path, out: str | Path, steps: int = 900, batch_size: int = 128, lr: float = 1e-3,
-               weight_decay: float = 0.05, seed: int = 0, threads: int = 1, progress: bool = True) -> dict:
-    """Train the tiny CLIP and write ``config.json`` + ``model.safetensors`` (fp16) to ``out``."""
+               weight_decay: float = 0.05, seed: int = 0, threads: int = 1, progress: bool = True,
+               init: str | Path | None = None) -> dict:
+    """Train the tiny CLIP and write ``config.json`` + ``model.safetensors`` (fp16) to ``out``;
+    ``init``: a folder of an earlier run to continue from (a second, shorter schedule)."""
     from safetensors.torch import save_file
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
@@ -170,6 +172,12 @@ def train_clip(data: str | Path, out: str | Path, steps: int = 900, batch_size: 
     train_images, train_records = load_images(data, "train", train_records)
     val_images, val_records = load_images(data, "val", val_records)
     model, _, tokenizer = build_tiny_clip()
+    history = []
+    if init is not None:
+        from safetensors.torch import load_file
+        model.load_state_dict({k: v.float() for k, v in load_file(str(Path(init) / "model.safetensors")).items()})
+        earlier = json.loads((Path(init) / "config.json").read_text())["training"]
+        history = earlier.pop("history", []) + [earlier]
     size = TINY_CLIP_MODEL_CFG["vision_cfg"]["image_size"]
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embedding" not in n]
     rest = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "embedding" not in n)]
@@ -208,6 +216,6 @@ def train_clip(data: str | Path, out: str | Path, steps: int = 900, batch_size: 
             "mean": TINY_CLIP_MEAN, "std": TINY_CLIP_STD, "logit_scale": float(model.logit_scale.exp()),
             "training": {"data": str(data), "steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed,
                          "threads": threads, "seconds": round(elapsed, 1), "final_loss": float(np.mean(losses[-50:])),
-                         "val": metrics}}
+                         "kind_weights": KIND_WEIGHTS.tolist(), "val": metrics, "history": history}}
     (out / "config.json").write_text(json.dumps(meta, indent=1))
     return meta
