@@ -118,7 +118,7 @@ def build_app(ctx: AppContext) -> gr.Blocks:
                             send = gr.Button("Send", variant="primary", scale=1, elem_id="send")
                         with gr.Row():
                             regenerate = gr.Button("↻ Regenerate", size="sm")
-                            clear = gr.Button("🗑 Clear", size="sm")
+                            clear = gr.Button("✕ Clear", size="sm")
                         status = gr.Markdown(elem_id="answer-status")
 
                         gr.Markdown("### Compare: one question, three ways")
