@@ -181,7 +181,7 @@ class Reconstructor:
             mesh=mesh, render=Image.fromarray(render), canonical_render=Image.fromarray(canonical),
             joints_3d=joints, joints_2d=joints_2d, hand_mask=seg[0], object_mask=visible,
             occlusion_ratio=float(1.0 - visible.sum() / max(int(amodal.sum()), 1)),
-            timings={**t, "sdf_queries": queries, "alpha_pixels": int((alpha > 0.5).sum())}, center=center)
+            timings={**t, "sdf_queries": queries, "alpha_pixels": int((alpha > 0.5).sum())}, center=center, amodal_mask=amodal)
 
 
 def largest_parts(mesh: trimesh.Trimesh, keep: float = 0.1) -> trimesh.Trimesh:

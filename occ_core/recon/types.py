@@ -22,3 +22,4 @@ class Reconstruction:
     occlusion_ratio: float         # estimated 1 - visible / amodal object pixels
     timings: dict = field(default_factory=dict)  # seconds per stage
     center: np.ndarray | None = None  # predicted object centre, normalised camera frame (the mesh's frame)
+    amodal_mask: np.ndarray | None = None  # (H, W) bool, predicted whole object, hidden part included
