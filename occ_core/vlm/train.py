@@ -26,11 +26,13 @@ from tqdm import tqdm
 from occ_core.errors import CheckpointError, OccError
 from occ_core.scenes.dataset import SceneDataset
 from occ_core.vlm.model import DualViewLlava, blend
+from occ_core.scenes.layout import SEGM_VALUE
 from occ_core.scenes.objects import CATEGORIES
 from occ_core.vlm.prompts import conversation_pairs, encode_turns
 from occ_core.vlm.render_cache import render_paths
 
 ATTRIBUTES = ("round", "long", "thin")
+BACKGROUND, HAND = len(CATEGORIES), len(CATEGORIES) + 1  # extra patch classes
 
 
 @dataclass
@@ -96,7 +98,27 @@ def load_split(vlm: DualViewLlava, cfg: TrainConfig, split: str = "train"):
     metas = [ds._meta(n) for n in names]
     labels = {"category": torch.tensor([CATEGORIES.index(m["category"]) for m in metas]),
               "attributes": torch.tensor([[float(m["attributes"][k]) for k in ATTRIBUTES] for m in metas])}
+    grid = vlm.model.config.vision_config.image_size // vlm.model.config.vision_config.patch_size
+    labels["photo_tokens"], labels["render_tokens"] = token_targets(ds, names, labels["category"], grid)
     return names, photo, render, have_render, pairs, labels
+
+
+def token_targets(ds: SceneDataset, names: list[str], category: torch.Tensor, grid: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A class per vision-tower patch: the object's category where the patch shows the object,
+    HAND where it shows the hand, BACKGROUND elsewhere. Photo: visible object; render: whole object."""
+    photo_t, render_t = [], []
+    for n, cat in zip(names, category.tolist()):
+        with Image.open(ds.sup / ds.split / "segm" / f"{n}.png") as im:
+            segm = torch.from_numpy(np.asarray(im.convert("RGB")) == SEGM_VALUE).permute(2, 0, 1).float()
+        frac = F.adaptive_avg_pool2d(segm[None], grid)[0]  # [3, g, g]: amodal, visible, hand
+        photo = torch.full((grid, grid), BACKGROUND)
+        photo[frac[2] > 0.4] = HAND
+        photo[frac[1] > 0.15] = cat
+        render = torch.full((grid, grid), BACKGROUND)
+        render[frac[0] > 0.15] = cat
+        photo_t.append(photo)
+        render_t.append(render)
+    return torch.stack(photo_t), torch.stack(render_t)  # [V, g, g]; row-major like the patches
 
 
 # ---- checkpoints (safetensors only) --------------------------------------------------------------
@@ -169,9 +191,10 @@ def lr_at(step: int, total: int, cfg: TrainConfig) -> float:
 
 # ---- stage 0 (tiny only): warm up the vision tower ---------------------------------------------------
 class TowerProbe(torch.nn.Module):
-    """The vision tower plus linear heads on its mean-pooled, α-blended features. A from-scratch
-    tower learns what objects look like far faster this way than through the LLM's loss (one
-    cheap pass per image instead of a whole conversation), as CLIP towers come pretrained."""
+    """The vision tower plus linear heads: category and attributes from its mean-pooled, α-blended
+    features, and a class per patch (category / background / hand, from the masks). A from-scratch
+    tower learns what objects look like far faster this way than through the LLM's loss (one cheap
+    pass per image, a label per patch), as CLIP towers come pretrained; the heads are dropped after."""
 
     def __init__(self, vlm: DualViewLlava):
         super().__init__()
@@ -180,11 +203,13 @@ class TowerProbe(torch.nn.Module):
         width = vlm.model.config.vision_config.hidden_size
         self.norm = torch.nn.LayerNorm(width)
         self.head = torch.nn.Linear(width, len(CATEGORIES) + len(ATTRIBUTES))
+        self.token_head = torch.nn.Linear(width, len(CATEGORIES) + 2)  # + background, hand
 
     def forward(self, photo, render, alpha):
+        """Image logits of the α-blend [B, 12 + 3] and per-patch logits of each view [2B, N, 14]."""
         both = self.vlm.tower_features(torch.cat([photo, render]))
         v1, v2 = both.split(photo.shape[0])
-        return self.head(self.norm(blend(v1, v2, alpha).mean(1)))
+        return self.head(self.norm(blend(v1, v2, alpha).mean(1))), self.token_head(both)
 
 
 def warm_up_tower(vlm: DualViewLlava, photo, render, have_render, labels, cfg: TrainConfig, folder: Path) -> None:
@@ -206,13 +231,16 @@ def warm_up_tower(vlm: DualViewLlava, photo, render, have_render, labels, cfg: T
         gen = torch.Generator().manual_seed(cfg.seed * 7919 + step)
         alpha = torch.rand(len(index), generator=gen)
         alpha[~have_render[index]] = 1.0
-        p1, p2 = augment(photo[index].float(), render[index].float(), gen)
+        flip = torch.rand(len(index), generator=gen) < 0.5
+        p1, p2 = mirror(photo[index].float(), flip), mirror(render[index].float(), flip)
+        tokens = torch.cat([mirror(labels["photo_tokens"][index], flip), mirror(labels["render_tokens"][index], flip)])
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, total, schedule)
-        logits = probe(p1, p2, alpha)
+        logits, token_logits = probe(p1, p2, alpha)
         k = len(CATEGORIES)
         loss = F.cross_entropy(logits[:, :k], labels["category"][index]) + \
-            F.binary_cross_entropy_with_logits(logits[:, k:], labels["attributes"][index])
+            F.binary_cross_entropy_with_logits(logits[:, k:], labels["attributes"][index]) + \
+            F.cross_entropy(token_logits.flatten(0, 1), tokens.flatten())
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -226,11 +254,17 @@ def warm_up_tower(vlm: DualViewLlava, photo, render, have_render, labels, cfg: T
     bar.close()
 
 
+def mirror(x: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
+    """Left-right mirror of the rows where ``flip`` (category and round/long/thin survive a mirror);
+    works on images [B, C, H, W] and patch grids [B, g, g] alike."""
+    x = x.clone()
+    x[flip] = x[flip].flip(-1)
+    return x
+
+
 def augment(p1: torch.Tensor, p2: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mirror both views together (round/long/thin and the category survive a mirror)."""
     flip = torch.rand(len(p1), generator=gen) < 0.5
-    p1[flip], p2[flip] = p1[flip].flip(-1), p2[flip].flip(-1)
-    return p1, p2
+    return mirror(p1, flip), mirror(p2, flip)
 
 
 # ---- the loop ------------------------------------------------------------------------------------
