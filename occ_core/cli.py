@@ -94,6 +94,7 @@ def _add_recon_commands(train, eval_sub) -> None:
     e.add_argument("--out", default=None, help="folder for table.md and metrics.json")
     e.add_argument("--limit", type=_positive_int, default=None)
     e.add_argument("--resolution", type=_positive_int, default=64)
+    e.add_argument("--figure", default=None, help="PNG: input, renders and truth for one view per occlusion bin")
 
 
 def _recon(args) -> int:
@@ -111,6 +112,13 @@ def _recon(args) -> int:
         pairs = [c.split("=", 1) if "=" in c else (Path(c).name, c) for c in (args.checkpoint or ["tiny"])]
         result = evaluate_recon(dict(pairs), args.data, args.split, args.out, args.limit, args.resolution)
         print(result["markdown"])
+        if args.figure:
+            from occ_core.recon.figure import pick_views_by_occlusion, reconstruction_figure
+            from occ_core.recon.infer import Reconstructor
+            from occ_core.scenes.dataset import SceneDataset
+            ds = SceneDataset(args.data, args.split)
+            rec = Reconstructor.from_pretrained(pairs[0][1], resolution=args.resolution)
+            print(f"wrote {reconstruction_figure(rec, ds, pick_views_by_occlusion(ds), args.figure)}")
     return 0
 
 

@@ -104,8 +104,8 @@ class Reconstructor:
         """SDF on a (resolution+1)³ grid around the predicted centre; returns (values, lo, hi, queries).
 
         Coarse to fine: evaluate every ``coarse_factor``-th grid point, then evaluate the fine points
-        only inside coarse cells that the surface may cross (a sign change, or a corner closer to the
-        surface than the cell's diagonal); elsewhere the fine values are trilinear from the coarse
+        only inside coarse cells that the surface may cross (a sign change, or a corner within 0.6 of
+        the cell's diagonal of the surface); elsewhere the fine values are trilinear from the coarse
         ones, which keeps their sign. ``dense=True`` evaluates every point (for comparison)."""
         c = enc["center"][0].cpu().numpy()
         box = self.cfg.box
@@ -121,8 +121,10 @@ class Reconstructor:
                              align_corners=True)[0, 0].numpy()
         corners = np.stack([coarse[i:nc - 1 + i, j:nc - 1 + j, k:nc - 1 + k]
                             for i in (0, 1) for j in (0, 1) for k in (0, 1)], -1)
+        # a surface point inside a cell is at most half the cell's diagonal from its nearest corner,
+        # so for a true SDF |sdf| < diag/2 at some corner; 0.6 leaves room for the learned field
         diag = 2 * box / (nc - 1) * np.sqrt(3)
-        near = (corners.min(-1) < 0) & (corners.max(-1) > 0) | (np.abs(corners).min(-1) < diag)
+        near = (corners.min(-1) < 0) & (corners.max(-1) > 0) | (np.abs(corners).min(-1) < 0.6 * diag)
         cells = np.argwhere(near)
         if len(cells):
             offs = np.stack(np.meshgrid(*[np.arange(coarse_factor + 1)] * 3, indexing="ij"), -1).reshape(-1, 3)
