@@ -37,7 +37,7 @@ class TTAConfig:
     ViT-L/GPT-2 scale mapping network and does nothing to a tiny projector)."""
     steps: int = 4
     k: int = 10
-    lr: float = 1e-3
+    lr: float = 1e-4
     target: str = "projector"          # "projector" | "lora"
     reward_source: str = "both"        # "both" | "image" | "render"
     seed: int = 0
