@@ -22,7 +22,7 @@ from occ_core.errors import OccError  # noqa: E402
 from occ_core.reward import ClipReward  # noqa: E402
 from occ_core.scenes.dataset import SceneDataset  # noqa: E402
 from occ_core.text import INSTRUCTIONS  # noqa: E402
-from occ_core.tta import TTAConfig, policy_view, sequence_nll  # noqa: E402
+from occ_core.tta import TTAConfig, policy_view, reinforce_step  # noqa: E402
 
 
 def load_vlm():
@@ -75,13 +75,7 @@ def main() -> None:
     def tta_step():
         samples = view.sample(features, prompt, args.k, max_new_tokens=args.max_new_tokens)
         r = reward.caption_rewards([answer_caption(question, t) for t in samples.texts], image_emb)
-        with torch.enable_grad():
-            loss = ((r - r.mean()) * sequence_nll(view, features, prompt, samples.sequences, samples.mask)).mean()
-            grads = torch.autograd.grad(loss, params)
-        for p, g in zip(params, grads):
-            p.grad = g
-        opt.step()
-        opt.zero_grad(set_to_none=True)
+        reinforce_step(view, features, prompt, samples, r - r.mean(), params, opt)
 
     def batched():
         vlm.sample(features, prompt, args.k, max_new_tokens=args.max_new_tokens)

@@ -123,6 +123,24 @@ def sequence_nll(view, features: torch.Tensor, prompt: Sequence[int], sequences:
     return -logprobs.sum(1) / mask.to(logprobs.device).sum(1).clamp(min=1)
 
 
+def reinforce_step(view, features: torch.Tensor, prompt: Sequence[int], samples, advantage: torch.Tensor,
+                   params: list[torch.Tensor], optimizer: torch.optim.Optimizer) -> None:
+    """One AdamW step on mean_k(advantage_k × NLL_k). Identical samples share one forward pass
+    (their advantages summed): the same gradient, far less work when the policy is confident."""
+    groups: dict[tuple, list[int]] = {}
+    for k, row in enumerate(samples.sequences.tolist()):
+        groups.setdefault(tuple(row), []).append(k)
+    first = [rows[0] for rows in groups.values()]
+    weight = torch.stack([advantage[rows].sum() for rows in groups.values()]) / len(advantage)
+    with torch.enable_grad():
+        nll = sequence_nll(view, features, prompt, samples.sequences[first], samples.mask[first])
+        grads = torch.autograd.grad((weight.to(nll.device) * nll).sum(), params)
+    for p, g in zip(params, grads):
+        p.grad = g
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+
+
 def adapt_features(vlm, features: torch.Tensor, question: str, photo, render, reward: ClipReward,
                    config: TTAConfig = TTAConfig(), num_beams: int = 3, max_new_tokens: int = 48,
                    history: Sequence[tuple[str, str]] = ()) -> TTAResult:
@@ -148,14 +166,7 @@ def adapt_features(vlm, features: torch.Tensor, question: str, photo, render, re
                                   "samples": [[t, round(float(r), 4)] for t, r in zip(samples.texts, rewards)]})
                     if float(advantage.abs().max()) == 0:
                         continue  # every sample scored the same: nothing to learn from
-                    with torch.enable_grad():
-                        nll = sequence_nll(view, features, prompt, samples.sequences, samples.mask)
-                        loss = (advantage * nll).mean()
-                        grads = torch.autograd.grad(loss, params)
-                    for p, g in zip(params, grads):
-                        p.grad = g
-                    optimizer.step()
-                    optimizer.zero_grad(set_to_none=True)
+                    reinforce_step(view, features, prompt, samples, advantage, params, optimizer)
             answer = view.generate(features, [prompt], num_beams, max_new_tokens)[0] if config.steps else baseline
         finally:
             # episodic: the private copy and its optimiser die with the request

@@ -145,3 +145,31 @@ def test_failed_reconstruction_scores_against_the_photo_and_says_so(setup, rewar
     unknown = Image.fromarray(255 - __import__("numpy").asarray(photos[0]))
     out = adapt_and_answer(pipe, unknown, INSTRUCTIONS["round"], alpha=0.5, config=FAST, num_beams=2, max_new_tokens=6, reward=reward)
     assert out.reward_source == "image" and out.alpha == 1.0 and "α = 1" in out.note
+
+
+def test_reinforce_step_shares_forward_passes_without_changing_the_gradient(setup):
+    from occ_core.tta import policy_view, reinforce_step, sequence_nll
+    pipe, photos = setup
+    vlm = pipe.vlm
+    features, _ = pipe.features(photos[0], 1.0)
+    prompt = vlm.prompt_ids(INSTRUCTIONS["category"])
+    torch.manual_seed(0)
+    samples = vlm.sample(features, prompt, 4, max_new_tokens=5)
+    # make two rows identical so that the grouping matters
+    samples.sequences[1], samples.mask[1] = samples.sequences[0], samples.mask[0]
+    advantage = torch.tensor([0.5, -1.0, 0.2, 0.3])
+    updated = []
+    for grouped in (True, False):
+        view, params = policy_view(vlm, TTAConfig())
+        opt = torch.optim.SGD(params, lr=1.0)
+        if grouped:
+            reinforce_step(view, features, prompt, samples, advantage, params, opt)
+        else:
+            with torch.enable_grad():
+                loss = (advantage * sequence_nll(view, features, prompt, samples.sequences, samples.mask)).mean()
+                for p, g in zip(params, torch.autograd.grad(loss, params)):
+                    p.grad = g
+            opt.step()
+        updated.append([p.detach().clone() for p in params])
+    for a, b in zip(*updated):
+        assert torch.allclose(a, b, atol=1e-6)
