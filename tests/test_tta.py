@@ -173,3 +173,17 @@ def test_reinforce_step_shares_forward_passes_without_changing_the_gradient(setu
         updated.append([p.detach().clone() for p in params])
     for a, b in zip(*updated):
         assert torch.allclose(a, b, atol=1e-6)
+
+
+@pytest.mark.parametrize("target", ["projector", "lora"])
+def test_shared_prompt_nll_matches_the_models_token_logprobs(setup, target):
+    from occ_core.tta import policy_view, sequence_nll
+    pipe, photos = setup
+    vlm = pipe.vlm
+    features, _ = pipe.features(photos[1], 1.0)
+    prompt = vlm.prompt_ids(INSTRUCTIONS["round"])
+    torch.manual_seed(1)
+    samples = vlm.sample(features, prompt, 5, max_new_tokens=6)
+    view, _ = policy_view(vlm, TTAConfig(target=target))
+    reference = -view.token_logprobs(features, prompt, samples.sequences).sum(1) / samples.mask.sum(1).clamp(min=1)
+    assert torch.allclose(sequence_nll(view, features, prompt, samples.sequences, samples.mask), reference, atol=1e-5)
