@@ -100,44 +100,49 @@ class Reconstructor:
             rgb.append(c[0].cpu().numpy())
         return np.concatenate(sdf), np.concatenate(rgb)
 
-    def sdf_grid(self, enc: dict, resolution: int, coarse_factor: int = 4, dense: bool = False) -> tuple:
+    def sdf_grid(self, enc: dict, resolution: int, coarsest: int = 16, dense: bool = False) -> tuple:
         """SDF on a (resolution+1)³ grid around the predicted centre; returns (values, lo, hi, queries).
 
-        Coarse to fine: evaluate every ``coarse_factor``-th grid point, then evaluate the fine points
-        only inside coarse cells that the surface may cross (a sign change, or a corner within 0.6 of
-        the cell's diagonal of the surface); elsewhere the fine values are trilinear from the coarse
-        ones, which keeps their sign. ``dense=True`` evaluates every point (for comparison)."""
+        Coarse to fine, an octree in grid form: evaluate a ``coarsest``³-cell grid, then halve the
+        cells level by level, evaluating new points only inside cells the surface may cross (a sign
+        change, or a corner closer to the surface than half the cell's diagonal: any surface point in
+        a cell is that close to its nearest corner); elsewhere values are trilinear from the level
+        above, which keeps their sign. ``dense=True`` evaluates every point (for comparison)."""
         c = enc["center"][0].cpu().numpy()
         box = self.cfg.box
         lo, hi = c - box, c + box
-        n = resolution + 1
-        if dense or resolution % coarse_factor:
+        n_cells = resolution
+        levels = 0
+        while n_cells > coarsest and n_cells % 2 == 0:
+            n_cells //= 2
+            levels += 1
+        if dense or levels == 0:
+            n = resolution + 1
             values, _ = self._query(enc, grid_points(lo, hi, (n,) * 3))
             return values.reshape((n,) * 3), lo, hi, n ** 3
-        nc = resolution // coarse_factor + 1
-        coarse, _ = self._query(enc, grid_points(lo, hi, (nc,) * 3))
-        coarse = coarse.reshape((nc,) * 3)
-        fine = F.interpolate(torch.from_numpy(coarse)[None, None], size=(n,) * 3, mode="trilinear",
-                             align_corners=True)[0, 0].numpy()
-        corners = np.stack([coarse[i:nc - 1 + i, j:nc - 1 + j, k:nc - 1 + k]
-                            for i in (0, 1) for j in (0, 1) for k in (0, 1)], -1)
-        # a surface point inside a cell is at most half the cell's diagonal from its nearest corner,
-        # so for a true SDF |sdf| < diag/2 at some corner; 0.6 leaves room for the learned field
-        diag = 2 * box / (nc - 1) * np.sqrt(3)
-        near = (corners.min(-1) < 0) & (corners.max(-1) > 0) | (np.abs(corners).min(-1) < 0.6 * diag)
-        cells = np.argwhere(near)
-        if len(cells):
-            offs = np.stack(np.meshgrid(*[np.arange(coarse_factor + 1)] * 3, indexing="ij"), -1).reshape(-1, 3)
-            idx = (cells[:, None, :] * coarse_factor + offs[None]).reshape(-1, 3)
-            flat = np.unique(np.ravel_multi_index(idx.T, (n,) * 3))
-            ijk = np.stack(np.unravel_index(flat, (n,) * 3), -1)
-            pts = lo + ijk * (hi - lo) / resolution
-            vals, _ = self._query(enc, pts)
-            fine.reshape(-1)[flat] = vals
-            queries = nc ** 3 + len(flat)
-        else:
-            queries = nc ** 3
-        return fine, lo, hi, queries
+        values, _ = self._query(enc, grid_points(lo, hi, (n_cells + 1,) * 3))
+        values = values.reshape((n_cells + 1,) * 3)
+        queries = values.size
+        offsets = np.stack(np.meshgrid(*[np.arange(3)] * 3, indexing="ij"), -1).reshape(-1, 3)
+        for _ in range(levels):
+            m = n_cells  # cells per side at this level
+            corners = np.stack([values[i:m + i, j:m + j, k:m + k] for i in (0, 1) for j in (0, 1) for k in (0, 1)], -1)
+            half_diag = box / m * np.sqrt(3)
+            near = ((corners.min(-1) < 0) & (corners.max(-1) > 0)) | (np.abs(corners).min(-1) < half_diag)
+            n_cells = 2 * m
+            size = (n_cells + 1,) * 3
+            values = F.interpolate(torch.from_numpy(values)[None, None], size=size, mode="trilinear",
+                                   align_corners=True)[0, 0].numpy()
+            cells = np.argwhere(near)
+            if len(cells) == 0:
+                continue
+            idx = (cells[:, None, :] * 2 + offsets[None]).reshape(-1, 3)
+            flat = np.unique(np.ravel_multi_index(idx.T, size))
+            ijk = np.stack(np.unravel_index(flat, size), -1)
+            fresh, _ = self._query(enc, (lo + ijk * (hi - lo) / n_cells).astype(np.float32))
+            values.reshape(-1)[flat] = fresh
+            queries += len(flat)
+        return values, lo, hi, queries
 
     # -- the whole step ---------------------------------------------------------------------------
     @torch.no_grad()
