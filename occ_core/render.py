@@ -64,6 +64,18 @@ void main() {
 """
 
 
+def _load_triton_first() -> None:
+    """Import triton (shipped with torch's CUDA builds) before Mesa loads its LLVM: the other order
+    crashes the process with a segmentation fault when torch later imports triton (e.g. through
+    torchvision.ops, which open_clip imports)."""
+    import importlib.util
+    if importlib.util.find_spec("triton") is not None:
+        try:
+            import triton  # noqa: F401
+        except Exception:  # a broken triton only matters to code that uses it
+            pass
+
+
 class RendererUnavailable(OccError):
     """No headless OpenGL (EGL) context could be made."""
 
@@ -104,6 +116,7 @@ class Renderer:
     """A reusable offscreen rasteriser; ``render`` is thread-safe (one GL context, one lock)."""
 
     def __init__(self, supersample: int = 2):
+        _load_triton_first()
         try:
             import moderngl
             self.ctx = moderngl.create_standalone_context(backend="egl")
