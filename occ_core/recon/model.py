@@ -59,7 +59,9 @@ class ReconNet(nn.Module):
         self.fuse = nn.Sequential(nn.Conv2d(cfg.fused, cfg.fused, 3, 1, 1), nn.ReLU(inplace=True))
         self.seg_head = nn.Conv2d(cfg.fused, 3, 1)
         low = cfg.image_size // 2 ** len(c)
-        self.pose_head = nn.Sequential(nn.Flatten(), nn.Linear(c[-1] * low * low, 256), nn.ReLU(inplace=True),
+        # LayerNorm before the activation: without it this 6,144-input layer's units all died within
+        # a few hundred steps (joints and centre came out the same for every image)
+        self.pose_head = nn.Sequential(nn.Flatten(), nn.Linear(c[-1] * low * low, 256), nn.LayerNorm(256), nn.GELU(),
                                        nn.Linear(256, 21 * 3 + 3))
         self.global_head = nn.Linear(c[-1], cfg.global_dim)
         d_in = cfg.fused + c[0] + (2 * cfg.n_freqs + 1) * 3 + cfg.global_dim
