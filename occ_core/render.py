@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -113,9 +114,17 @@ class Frame:
 
 
 class Renderer:
-    """A reusable offscreen rasteriser; ``render`` is thread-safe (one GL context, one lock)."""
+    """A reusable offscreen rasteriser; ``render`` may be called from any thread."""
 
     def __init__(self, supersample: int = 2):
+        # A GL context is current in one thread only, and the app's callbacks run in a pool of
+        # threads: every GL call goes through this one-thread executor, which also serialises them.
+        self._gl = ThreadPoolExecutor(max_workers=1, thread_name_prefix="occ-gl")
+        self.supersample = supersample
+        self._fbos: dict = {}
+        self._gl.submit(self._make_context).result()
+
+    def _make_context(self) -> None:
         _load_triton_first()
         try:
             import moderngl
@@ -126,9 +135,6 @@ class Renderer:
                 "(Debian: apt-get install libegl1 libegl-mesa0 libgl1-mesa-dri libgbm1)") from exc
         self.ctx.enable(self.ctx.DEPTH_TEST)
         self.prog = self.ctx.program(vertex_shader=_VERTEX, fragment_shader=_FRAGMENT)
-        self.supersample = supersample
-        self._fbos: dict = {}
-        self._lock = threading.Lock()
 
     def _framebuffer(self, w: int, h: int):
         if (w, h) not in self._fbos:
@@ -140,33 +146,36 @@ class Renderer:
 
     def render(self, layers: list[MeshLayer], camera: Camera, light=(0.3, -0.5, -0.8), ambient: float = 0.35,
                near: float = 0.01, far: float = 10.0) -> Frame:
+        """Draw ``layers`` from ``camera``; safe to call from any thread."""
+        return self._gl.submit(self._render, layers, camera, light, ambient, near, far).result()
+
+    def _render(self, layers, camera, light, ambient, near, far) -> Frame:
         s = self.supersample
         W, H = camera.width * s, camera.height * s
-        with self._lock:
-            fbo, color_tex, aux_tex = self._framebuffer(W, H)
-            fbo.use()
-            fbo.clear(0.0, 0.0, 0.0, 0.0)
-            K = camera.K
-            self.prog["R"].write(np.ascontiguousarray(camera.R.T, dtype="f4").tobytes())  # column-major
-            self.prog["t"].value = tuple(map(float, camera.t))
-            self.prog["intr"].value = (K[0, 0] * s, K[1, 1] * s, K[0, 2] * s, K[1, 2] * s)
-            self.prog["size"].value = (float(W), float(H))
-            self.prog["clip"].value = (near, far)
-            light = np.asarray(light, float)
-            self.prog["light"].value = tuple(light / np.linalg.norm(light))
-            self.prog["ambient"].value = ambient
-            for layer in layers:
-                data = np.hstack([layer.vertices, layer.normals, layer.colors]).astype("f4")
-                vbo = self.ctx.buffer(data.tobytes())
-                ibo = self.ctx.buffer(np.asarray(layer.faces, dtype="i4").tobytes())
-                vao = self.ctx.vertex_array(self.prog, [(vbo, "3f 3f 3f", "in_pos", "in_normal", "in_color")], ibo)
-                self.prog["mesh_id"].value = float(layer.mesh_id)
-                vao.render()
-                vao.release()
-                vbo.release()
-                ibo.release()
-            rgba = np.frombuffer(color_tex.read(), dtype=np.uint8).reshape(H, W, 4)[::-1].astype(np.float32) / 255.0
-            aux = np.frombuffer(aux_tex.read(), dtype=np.float32).reshape(H, W, 2)[::-1]
+        fbo, color_tex, aux_tex = self._framebuffer(W, H)
+        fbo.use()
+        fbo.clear(0.0, 0.0, 0.0, 0.0)
+        K = camera.K
+        self.prog["R"].write(np.ascontiguousarray(camera.R.T, dtype="f4").tobytes())  # column-major
+        self.prog["t"].value = tuple(map(float, camera.t))
+        self.prog["intr"].value = (K[0, 0] * s, K[1, 1] * s, K[0, 2] * s, K[1, 2] * s)
+        self.prog["size"].value = (float(W), float(H))
+        self.prog["clip"].value = (near, far)
+        light = np.asarray(light, float)
+        self.prog["light"].value = tuple(light / np.linalg.norm(light))
+        self.prog["ambient"].value = ambient
+        for layer in layers:
+            data = np.hstack([layer.vertices, layer.normals, layer.colors]).astype("f4")
+            vbo = self.ctx.buffer(data.tobytes())
+            ibo = self.ctx.buffer(np.asarray(layer.faces, dtype="i4").tobytes())
+            vao = self.ctx.vertex_array(self.prog, [(vbo, "3f 3f 3f", "in_pos", "in_normal", "in_color")], ibo)
+            self.prog["mesh_id"].value = float(layer.mesh_id)
+            vao.render()
+            vao.release()
+            vbo.release()
+            ibo.release()
+        rgba = np.frombuffer(color_tex.read(), dtype=np.uint8).reshape(H, W, 4)[::-1].astype(np.float32) / 255.0
+        aux = np.frombuffer(aux_tex.read(), dtype=np.float32).reshape(H, W, 2)[::-1]
         # GL's rows start at the bottom, hence the flips; then average each s×s block
         cov = rgba[..., 3]
         rgb = _block_mean(rgba[..., :3] * cov[..., None], s)

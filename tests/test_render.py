@@ -29,3 +29,15 @@ def test_rendering_then_importing_triton_does_not_crash():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "alive" in r.stdout
+
+
+def test_renders_from_other_threads():
+    """Gradio runs callbacks in worker threads; a GL context is current in one thread only."""
+    from concurrent.futures import ThreadPoolExecutor
+    mesh = trimesh.creation.icosphere(subdivisions=2, radius=0.05)
+    cam = Camera.look_at([0, 0, -0.4], [0, 0, 0], [0, -1, 0], 64)
+    layer = MeshLayer.from_trimesh(mesh, np.ones((len(mesh.vertices), 3)), 1)
+    here = shared_renderer().render([layer], cam).alpha.sum()
+    with ThreadPoolExecutor(4) as pool:
+        sums = list(pool.map(lambda _: shared_renderer().render([layer], cam).alpha.sum(), range(8)))
+    assert here > 100 and all(s == here for s in sums)
