@@ -16,8 +16,8 @@ import trimesh
 from PIL import Image
 from safetensors.torch import load_file
 
-from occ_core.errors import OccError, ReconstructionError
-from occ_core.geometry import Camera, intrinsics_for
+from occ_core.errors import OccError
+from occ_core.geometry import Camera, intrinsics_for, rotation_about
 from occ_core.meshing import grid_points, mesh_from_grid
 from occ_core.recon.model import ReconConfig, ReconNet
 from occ_core.recon.types import Reconstruction
@@ -207,7 +207,6 @@ def input_camera(size: int) -> Camera:
 
 def canonical_camera(center: np.ndarray, size: int) -> Camera:
     """A fixed view turned 40° around and 25° above the input view, same distance to the object."""
-    from occ_core.geometry import rotation_about
     R = rotation_about([0, 1, 0], CANONICAL_YAW) @ rotation_about([1, 0, 0], CANONICAL_PITCH)
     eye = center + R @ (-center)
     return Camera.look_at(eye, center, R @ np.array([0.0, -1.0, 0.0]), size)

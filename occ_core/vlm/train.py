@@ -241,17 +241,22 @@ def warm_up_tower(vlm: DualViewLlava, photo, render, have_render, labels, cfg: T
         loss = F.cross_entropy(logits[:, :k], labels["category"][index]) + \
             F.binary_cross_entropy_with_logits(logits[:, k:], labels["attributes"][index]) + \
             F.cross_entropy(token_logits.flatten(0, 1), tokens.flatten())
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        optimizer.step()
-        state["step"] += 1
-        state["losses"].append(round(loss.item(), 4))
-        bar.update(1)
-        bar.set_postfix(loss=f"{loss.item():.3f}", epoch=epoch)
+        _optimizer_step(optimizer, params, loss, state, bar, epoch)
         if state["step"] % steps_per_epoch == 0 or state["step"] == total:
             save_checkpoint(folder, probe, optimizer, state)
     bar.close()
+
+
+def _optimizer_step(optimizer, params, loss: torch.Tensor, state: dict, bar, epoch: int) -> None:
+    """One clipped optimiser step, counted and logged the same way by both training phases."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, 1.0)
+    optimizer.step()
+    state["step"] += 1
+    state["losses"].append(round(loss.item(), 4))
+    bar.update(1)
+    bar.set_postfix(loss=f"{loss.item():.3f}", epoch=epoch)
 
 
 def mirror(x: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
@@ -313,14 +318,7 @@ def train(cfg: TrainConfig) -> Path:
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, total, cfg) * group["scale"]
         loss = vlm.loss(p1.to(vlm.device), p2.to(vlm.device), alpha, ids, targets)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        optimizer.step()
-        state["step"] += 1
-        state["losses"].append(round(loss.item(), 4))
-        bar.update(1)
-        bar.set_postfix(loss=f"{loss.item():.3f}", epoch=epoch)
+        _optimizer_step(optimizer, params, loss, state, bar, epoch)
         if state["step"] % cfg.save_every == 0 or state["step"] == total:
             save_checkpoint(ckpt, vlm.model, optimizer, state)
     bar.close()
