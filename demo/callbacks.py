@@ -125,7 +125,7 @@ class Callbacks:
         obj = export_mesh(rec.mesh, self.ctx.export_dir / f"{stem}.obj")
         example = self.ctx.example_for(image_key(image))
         summary = visuals.reconstruction_summary(rec, example, resolution or self.ctx.default_resolution)
-        return rec.render, visuals.overlay(image, rec), str(glb), [str(glb), str(obj)], summary
+        return visuals.render_pair(rec), visuals.overlay(image, rec), str(glb), [str(glb), str(obj)], summary
 
     # ---- chat ---------------------------------------------------------------------------------
     def _reconstruct_first(self, image, alpha, progress) -> None:

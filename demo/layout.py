@@ -86,7 +86,7 @@ def build_app(ctx: AppContext) -> gr.Blocks:
                                                    label="marching-cubes resolution (grid cells a side)")
                             recon_btn = gr.Button("Reconstruct", variant="primary", scale=1, elem_id="reconstruct-btn")
                         with gr.Row():
-                            render = gr.Image(label="object without the hand (render, input camera)", type="pil",
+                            render = gr.Image(label="object without the hand: render from the input camera | framed as the VLM sees it (v2)", type="pil",
                                               interactive=False, height=260, elem_id="render")
                             overlay = gr.Image(label="predicted: joints · hand (blue) · visible (yellow) · hidden (red)",
                                                type="pil", interactive=False, height=260, elem_id="overlay")

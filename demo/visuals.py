@@ -28,6 +28,17 @@ def amodal_mask(rec, size: tuple[int, int]) -> np.ndarray:
     return silhouette[top:top + h, left:left + w] | np.asarray(rec.object_mask, bool)
 
 
+def render_pair(rec) -> Image.Image:
+    """The render from the input camera and, beside it, the same render framed on the object: what
+    the VLM's second view (v2) encodes. A thin grey gap between them."""
+    left = rec.render.convert("RGB")
+    right = (rec.object_view or rec.render).convert("RGB").resize(left.size, Image.BICUBIC)
+    pair = Image.new("RGB", (2 * left.width + 4, left.height), (200, 200, 200))
+    pair.paste(left, (0, 0))
+    pair.paste(right, (left.width + 4, 0))
+    return pair
+
+
 def overlay(image: Image.Image, rec) -> Image.Image:
     """The photo with the predicted masks blended in (hand blue, visible object yellow, occluded part
     of the object red) and the 21 predicted hand joints drawn on top."""

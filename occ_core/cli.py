@@ -133,7 +133,10 @@ def _add_vlm_commands(sub):
                    help="v2's input: 3D-branch renders (cached) or the ground-truth occlusion-free image")
     t.add_argument("--render-cache", default=None, help="folder for cached renders (default OUT/renders)")
     t.add_argument("--epochs", type=_positive_int, default=2, help="instruction-tuning epochs")
-    t.add_argument("--tower-epochs", type=int, default=12, help="tiny: vision-tower warm-up epochs first (0: none)")
+    t.add_argument("--tower-epochs", type=int, default=40, help="tiny: vision-tower warm-up epochs first (0: none)")
+    t.add_argument("--tower-lr", type=float, default=2e-3, help="tiny: peak lr of the tower warm-up")
+    t.add_argument("--no-augment", action="store_true",
+                   help="only mirror the images (default: background swap, zoom/shift/rotation, colour jitter)")
     t.add_argument("--batch-size", type=_positive_int, default=32)
     t.add_argument("--lr", type=float, default=1.5e-3)
     t.add_argument("--lora", action="store_true", help="LoRA on the LLM (default for real presets)")
@@ -169,7 +172,8 @@ def _train(args) -> int:
     if args.command == "vlm":
         from occ_core.vlm.train import TrainConfig, train
         train(TrainConfig(data=args.data, out=args.out, preset=args.preset, render_source=args.render_source,
-                          render_cache=args.render_cache, epochs=args.epochs, tower_epochs=args.tower_epochs, batch_size=args.batch_size, lr=args.lr,
+                          render_cache=args.render_cache, epochs=args.epochs, tower_epochs=args.tower_epochs,
+                          tower_lr=args.tower_lr, augment=not args.no_augment, batch_size=args.batch_size, lr=args.lr,
                           lora=args.lora or args.preset != "tiny", seed=args.seed, threads=args.threads))
     return 0
 

@@ -19,6 +19,7 @@ from PIL import Image
 
 from occ_core.errors import OccError, ReconstructionError
 from occ_core.vlm.model import DualViewLlava, ImageLike, blend
+from occ_core.vlm.render_cache import second_view
 
 DEFAULT_ALPHA = 0.5
 SETTINGS_FILE = "occ_settings.json"  # next to the VLM weights: {"alpha": α chosen on val}
@@ -139,7 +140,7 @@ class OccPipeline:
                 info.note = f"3D reconstruction failed ({exc}); answered from the photo alone (α = 1)"
                 return entry.photo_features, info
             if entry.render_features is None:
-                entry.render_features = self.vlm.tower_features(self.vlm.pixel_values([recon.render]))
+                entry.render_features = self.vlm.tower_features(self.vlm.pixel_values([second_view(recon)]))
             info.reconstruction = recon
             return blend(entry.photo_features, entry.render_features, alpha), info
 

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from occ_core.captions import answer_caption
 from occ_core.errors import OccError, ReconstructionError
 from occ_core.reward import ClipReward, load_reward, reward_images
+from occ_core.vlm.render_cache import second_view
 
 TARGETS = ("projector", "lora")
 LORA_TARGET_MODULES = ("q_proj", "v_proj")
@@ -221,7 +222,7 @@ def adapt_and_answer(pipeline, image, question: str, alpha: float | None = None,
                 recon = pipeline.reconstruct(image)
             except ReconstructionError as exc:
                 note = f"no render for the reward ({exc}); scored against the photo alone"
-        render = getattr(recon, "render", None)
+        render = second_view(recon) if recon is not None else None  # as the VLM sees it
     if not isinstance(reward, ClipReward):
         reward = load_reward(reward or reward_for(pipeline), device=str(pipeline.vlm.device))
     result = adapt_features(pipeline.vlm, features, question, image, render, reward, config, num_beams,

@@ -50,7 +50,8 @@ def test_image_info_knows_a_bundled_example(client, example):
 def test_reconstruct_gives_render_overlay_and_meshes(client, example):
     record, image = example
     render, overlay, glb, files, summary = client.predict(image, 48, api_name="/reconstruct")
-    assert Image.open(render).size[0] > 0 and Image.open(overlay).size == (256, 256)
+    pair = Image.open(render)
+    assert pair.width == 2 * pair.height + 4 and Image.open(overlay).size == (256, 256)  # render | framed view
     assert glb.endswith(".glb") and open(glb, "rb").read(4) == b"glTF"
     assert sorted(f.rsplit(".", 1)[1] for f in files) == ["glb", "obj"]
     assert "occlusion ratio" in summary and f"(true: {record['occlusion_ratio']:.2f})" in summary and "48³" in summary

@@ -92,6 +92,10 @@ def test_reconstruction_outputs(bundled, test_views):
     assert out.hand_mask.shape == (128, 128) and 0.0 <= out.occlusion_ratio <= 1.0
     assert out.mesh.visual.vertex_colors.shape[0] == len(out.mesh.vertices)
     # the render shows the object: not all white, and the predicted joints fall inside the image
-    assert (np.asarray(out.render) < 250).any(axis=-1).mean() > 0.02
+    in_render = (np.asarray(out.render) < 250).any(axis=-1).mean()
+    assert in_render > 0.02
+    # the VLM's second view is the same render framed on the object: the object fills more of it
+    assert out.object_view.size == out.render.size
+    assert (np.asarray(out.object_view) < 250).any(axis=-1).mean() > max(0.25, in_render)
     assert np.mean((out.joints_2d > -10) & (out.joints_2d < 138)) > 0.9
     assert {"encode", "sdf_grid", "marching_cubes", "render", "total"} <= set(out.timings)

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from occ_core import evaluate as ev
+from occ_core.object_view import crop_to_object
 from occ_core.presets import PRESETS
 from occ_core.scenes.builder import generate_dataset, parse_splits
 from occ_core.scenes.dataset import SceneDataset
@@ -36,7 +37,8 @@ def test_bundled_tiny_reaches_the_accuracy_floor(fresh_views, alpha):
     torch.set_num_threads(1)
     vlm = load_vlm("tiny")
     photos = [v["image"] for v in fresh_views]
-    renders = [v["occlusion_free"] for v in fresh_views]  # ground-truth render stands in for the 3D branch
+    # the ground-truth render framed on the object stands in for the 3D branch's second view
+    renders = [crop_to_object(v["occlusion_free"], v["amodal_mask"]) for v in fresh_views]
     for task, floor in FLOORS[alpha].items():
         answers = vlm.answer(photos, [INSTRUCTIONS[task]] * len(photos), renders, alpha=alpha, max_new_tokens=12)
         truth = [v["meta"]["category"] if task == "category" else v["meta"]["attributes"][task] for v in fresh_views]

@@ -21,6 +21,7 @@ from occ_core.geometry import Camera, intrinsics_for, rotation_about
 from occ_core.meshing import grid_points, mesh_from_grid
 from occ_core.recon.model import ReconConfig, ReconNet
 from occ_core.recon.types import Reconstruction
+from occ_core.object_view import crop_to_object
 from occ_core.render import MeshLayer, shared_renderer
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets" / "checkpoints"
@@ -188,7 +189,8 @@ class Reconstructor:
             mesh=mesh, render=Image.fromarray(render), canonical_render=Image.fromarray(canonical),
             joints_3d=joints, joints_2d=joints_2d, hand_mask=seg[0], object_mask=visible,
             occlusion_ratio=float(1.0 - visible.sum() / max(int(amodal.sum()), 1)),
-            timings={**t, "sdf_queries": queries, "alpha_pixels": int((alpha > 0.5).sum())}, center=center, amodal_mask=amodal)
+            timings={**t, "sdf_queries": queries, "alpha_pixels": int((alpha > 0.5).sum())}, center=center, amodal_mask=amodal,
+            object_view=crop_to_object(render, alpha > 0.5))
 
 
 def largest_parts(mesh: trimesh.Trimesh, keep: float = 0.1) -> trimesh.Trimesh:

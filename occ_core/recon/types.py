@@ -23,3 +23,4 @@ class Reconstruction:
     timings: dict = field(default_factory=dict)  # seconds per stage
     center: np.ndarray | None = None  # predicted object centre, normalised camera frame (the mesh's frame)
     amodal_mask: np.ndarray | None = None  # (H, W) bool, predicted whole object, hidden part included
+    object_view: Image.Image | None = None  # ``render`` framed on the object (occ_core.object_view): the VLM's v2 input

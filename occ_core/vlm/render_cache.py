@@ -1,9 +1,11 @@
-"""The "render" view of each image (v2's input), made once and kept on disk.
+"""The "render" view of each image (v2's input), made once and kept on disk, framed on the object
+(``occ_core.object_view``) as the VLM sees it.
 
 ``recon``: the stage-2 model's reconstruction rendered without the hand, cached as PNG under
 ``cache_dir/<split>/<id>.png`` (failures are remembered in ``failures.json`` and mean α = 1).
-``occlusion-free``: the data set's ground-truth image of the object alone (``sup/<split>/rgb``), an
-upper bound of what a perfect 3D branch could give; for developing while the 3D branch is missing."""
+``occlusion-free``: the data set's ground-truth image of the object alone (``sup/<split>/rgb``),
+framed with the true amodal mask and cached under ``cache_dir/occlusion-free/<split>/``: an upper
+bound of what a perfect 3D branch could give."""
 from __future__ import annotations
 
 import json
@@ -20,12 +22,12 @@ def render_paths(data_root: str | Path, split: str, names: list[str], source: st
                  recon_preset: str = "tiny", progress: bool = True) -> dict[str, Path | None]:
     """Path of each view's render (None where the reconstruction failed)."""
     root = Path(data_root)
-    if source == "occlusion-free":
-        return {n: root / "sup" / split / "rgb" / f"{n}.jpg" for n in names}
-    if source != "recon":
+    if source not in RENDER_SOURCES:
         raise OccError(f"unknown render source {source!r}: use one of {', '.join(RENDER_SOURCES)}")
     if cache_dir is None:
-        raise OccError("the recon render source needs a cache folder")
+        raise OccError(f"the {source} render source needs a cache folder")
+    if source == "occlusion-free":
+        return _framed_ground_truth(root, split, names, Path(cache_dir) / "occlusion-free" / split)
     folder = Path(cache_dir) / split
     folder.mkdir(parents=True, exist_ok=True)
     failures_file = folder / "failures.json"
@@ -43,8 +45,34 @@ def render_paths(data_root: str | Path, split: str, names: list[str], source: st
             with Image.open(root / "ref" / "rgb" / f"{n}.jpg") as im:
                 image = im.convert("RGB")
             try:
-                reconstructor.reconstruct(image).render.convert("RGB").save(folder / f"{n}.png")
+                second_view(reconstructor.reconstruct(image)).save(folder / f"{n}.png")
             except ReconstructionError:
                 failures.add(n)
         failures_file.write_text(json.dumps(sorted(failures)))
     return {n: (None if n in failures else folder / f"{n}.png") for n in names}
+
+
+def second_view(reconstruction) -> Image.Image:
+    """What the VLM's second view sees of a ``Reconstruction``: its render framed on the object."""
+    view = reconstruction.object_view if reconstruction.object_view is not None else reconstruction.render
+    return view.convert("RGB")
+
+
+def _framed_ground_truth(root: Path, split: str, names: list[str], folder: Path) -> dict[str, Path]:
+    """The occlusion-free images framed with their true amodal masks, written once."""
+    import numpy as np
+    from occ_core.object_view import crop_to_object
+    from occ_core.scenes.layout import SEGM_VALUE
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {n: folder / f"{n}.png" for n in names}
+    for n, path in paths.items():
+        if path.exists():
+            continue
+        with Image.open(root / "sup" / split / "segm" / f"{n}.png") as im:
+            amodal = np.asarray(im.convert("RGB"))[..., 0] == SEGM_VALUE
+        with Image.open(root / "sup" / split / "rgb" / f"{n}.jpg") as im:
+            view = crop_to_object(im, amodal)
+        tmp = path.with_suffix(".tmp.png")
+        view.save(tmp)
+        tmp.replace(path)  # never a half-written file under the real name
+    return paths

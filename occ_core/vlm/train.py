@@ -24,7 +24,9 @@ from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
 from occ_core.errors import CheckpointError, OccError
+from occ_core.object_view import crop_to_object
 from occ_core.scenes.dataset import SceneDataset
+from occ_core.vlm.augment import augment, background_bank
 from occ_core.vlm.model import DualViewLlava, blend
 from occ_core.scenes.layout import SEGM_VALUE
 from occ_core.scenes.objects import CATEGORIES
@@ -42,7 +44,7 @@ class TrainConfig:
     preset: str = "tiny"
     render_source: str = "recon"
     render_cache: str | None = None   # default: <out>/renders
-    tower_epochs: int = 12           # tiny only: warm up the vision tower on the labels first
+    tower_epochs: int = 40           # tiny only: warm up the vision tower on the labels first
     tower_batch_size: int = 32
     tower_lr: float = 2e-3
     epochs: int = 2
@@ -56,6 +58,7 @@ class TrainConfig:
     lora_rank: int = 16
     save_every: int = 100
     seed: int = 0
+    augment: bool = True            # background swap, zoom/shift/rotation, colour jitter (augment.py)
     threads: int = 1                 # 1 beats 2 when the 2 cores are shared: OpenMP barriers stall
 
 
@@ -97,28 +100,57 @@ def load_split(vlm: DualViewLlava, cfg: TrainConfig, split: str = "train"):
     pairs = [conversation_pairs(ds.conversations[n]) for n in names]
     metas = [ds._meta(n) for n in names]
     labels = {"category": torch.tensor([CATEGORIES.index(m["category"]) for m in metas]),
-              "attributes": torch.tensor([[float(m["attributes"][k]) for k in ATTRIBUTES] for m in metas])}
-    grid = vlm.model.config.vision_config.image_size // vlm.model.config.vision_config.patch_size
-    labels["photo_tokens"], labels["render_tokens"] = token_targets(ds, names, labels["category"], grid)
+              "attributes": torch.tensor([[float(m["attributes"][k]) for k in ATTRIBUTES] for m in metas]),
+              "masks": scene_masks(ds, names, photo.shape[-1])}
+    size = photo.shape[-1]
+    if cfg.render_source == "occlusion-free":
+        labels["render_masks"] = scene_masks(ds, names, size, framed=True)
+    else:  # failed reconstructions stand in with the photo, whose masks are known
+        labels["render_masks"] = render_masks([renders[n] or ds.ref / "rgb" / f"{n}.jpg" for n in names], size)
+        labels["render_masks"][~have_render] = labels["masks"][~have_render]
+    # what survives a background swap: hand + visible object in the photo; the whole object in a
+    # ground-truth render; all of a 3D-branch render (already on its own plain background)
+    labels["photo_fg"] = (labels["masks"][:, 1:2].float() + labels["masks"][:, 2:3].float()).clamp(0, 1).half()
+    labels["render_fg"] = labels["render_masks"][:, :1] if cfg.render_source == "occlusion-free" else \
+        torch.ones_like(labels["masks"][:, :1])
     return names, photo, render, have_render, pairs, labels
 
 
-def token_targets(ds: SceneDataset, names: list[str], category: torch.Tensor, grid: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """A class per vision-tower patch: the object's category where the patch shows the object,
-    HAND where it shows the hand, BACKGROUND elsewhere. Photo: visible object; render: whole object."""
-    photo_t, render_t = [], []
-    for n, cat in zip(names, category.tolist()):
+def scene_masks(ds: SceneDataset, names: list[str], size: int, framed: bool = False) -> torch.Tensor:
+    """Amodal, visible-object and hand masks of each view at ``size`` px, [V, 3, size, size] in [0, 1];
+    ``framed``: cropped like the framed occlusion-free image (``occ_core.object_view``)."""
+    out = torch.empty((len(names), 3, size, size), dtype=torch.float16)
+    for i, n in enumerate(names):
         with Image.open(ds.sup / ds.split / "segm" / f"{n}.png") as im:
-            segm = torch.from_numpy(np.asarray(im.convert("RGB")) == SEGM_VALUE).permute(2, 0, 1).float()
-        frac = F.adaptive_avg_pool2d(segm[None], grid)[0]  # [3, g, g]: amodal, visible, hand
-        photo = torch.full((grid, grid), BACKGROUND)
-        photo[frac[2] > 0.4] = HAND
-        photo[frac[1] > 0.15] = cat
-        render = torch.full((grid, grid), BACKGROUND)
-        render[frac[0] > 0.15] = cat
-        photo_t.append(photo)
-        render_t.append(render)
-    return torch.stack(photo_t), torch.stack(render_t)  # [V, g, g]; row-major like the patches
+            segm = im.convert("RGB")
+        if framed:
+            segm = crop_to_object(segm, np.asarray(segm)[..., 0] == SEGM_VALUE)
+        segm = np.asarray(segm.resize((size, size), Image.BILINEAR), dtype=np.float32) / SEGM_VALUE
+        out[i] = torch.from_numpy(segm.clip(0, 1)).permute(2, 0, 1)
+    return out
+
+
+def render_masks(paths: list[Path], size: int) -> torch.Tensor:
+    """Masks of 3D-branch renders (the object on white): amodal = not background; [V, 3, size, size]."""
+    out = torch.zeros((len(paths), 3, size, size), dtype=torch.float16)
+    for i, path in enumerate(paths):
+        with Image.open(path) as im:
+            rgb = np.asarray(im.convert("RGB").resize((size, size), Image.BILINEAR))
+        out[i, 0] = torch.from_numpy((rgb.min(-1) < 245).astype(np.float32))
+    return out
+
+
+def patch_classes(masks: torch.Tensor, category: torch.Tensor, grid: int, photo: bool) -> torch.Tensor:
+    """A class per vision-tower patch [B, g, g] (row-major like the patches): the object's category
+    where the patch shows the object, HAND where it shows the hand, BACKGROUND elsewhere. Photo:
+    the visible object; render: the whole object. ``masks``: amodal, visible, hand [B, 3, H, W]."""
+    frac = F.adaptive_avg_pool2d(masks.float(), grid)
+    classes = torch.full((len(category), grid, grid), BACKGROUND)
+    if photo:
+        classes[frac[:, 2] > 0.4] = HAND
+    on_object = frac[:, 1 if photo else 0] > 0.15
+    classes[on_object] = category.view(-1, 1, 1).expand_as(classes)[on_object]
+    return classes
 
 
 # ---- checkpoints (safetensors only) --------------------------------------------------------------
@@ -212,8 +244,10 @@ class TowerProbe(torch.nn.Module):
         return self.head(self.norm(blend(v1, v2, alpha).mean(1))), self.token_head(both)
 
 
-def warm_up_tower(vlm: DualViewLlava, photo, render, have_render, labels, cfg: TrainConfig, folder: Path) -> None:
+def warm_up_tower(vlm: DualViewLlava, photo, render, have_render, labels, bank, cfg: TrainConfig, folder: Path) -> None:
     probe = TowerProbe(vlm).train()
+    vc = vlm.model.config.vision_config
+    grid = vc.image_size // vc.patch_size
     params = [p for p in probe.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.tower_lr, weight_decay=0.05)
     steps_per_epoch = math.ceil(len(photo) / cfg.tower_batch_size)
@@ -231,9 +265,9 @@ def warm_up_tower(vlm: DualViewLlava, photo, render, have_render, labels, cfg: T
         gen = torch.Generator().manual_seed(cfg.seed * 7919 + step)
         alpha = torch.rand(len(index), generator=gen)
         alpha[~have_render[index]] = 1.0
-        flip = torch.rand(len(index), generator=gen) < 0.5
-        p1, p2 = mirror(photo[index].float(), flip), mirror(render[index].float(), flip)
-        tokens = torch.cat([mirror(labels["photo_tokens"][index], flip), mirror(labels["render_tokens"][index], flip)])
+        (p1, m1), (p2, m2) = augmented_views(photo, render, labels, index, bank, gen, cfg)
+        category = labels["category"][index]
+        tokens = torch.cat([patch_classes(m1, category, grid, photo=True), patch_classes(m2, category, grid, photo=False)])
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, total, schedule)
         logits, token_logits = probe(p1, p2, alpha)
@@ -259,17 +293,16 @@ def _optimizer_step(optimizer, params, loss: torch.Tensor, state: dict, bar, epo
     bar.set_postfix(loss=f"{loss.item():.3f}", epoch=epoch)
 
 
-def mirror(x: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
-    """Left-right mirror of the rows where ``flip`` (category and round/long/thin survive a mirror);
-    works on images [B, C, H, W] and patch grids [B, g, g] alike."""
-    x = x.clone()
-    x[flip] = x[flip].flip(-1)
-    return x
-
-
-def augment(p1: torch.Tensor, p2: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    flip = torch.rand(len(p1), generator=gen) < 0.5
-    return mirror(p1, flip), mirror(p2, flip)
+def augmented_views(photo, render, labels, index, bank, gen: torch.Generator, cfg: TrainConfig):
+    """(pixels, masks) of the photos and of the renders of ``index``, augmented independently
+    (``occ_core.vlm.augment``), or only mirrored (the same way for both) with ``cfg.augment`` off."""
+    m1, m2 = labels["masks"][index].float(), labels["render_masks"][index].float()
+    p1, p2 = photo[index].float(), render[index].float()
+    if not cfg.augment:
+        flip = (torch.rand(len(index), generator=gen) < 0.5).view(-1, 1, 1, 1)
+        return [(torch.where(flip, x.flip(-1), x), torch.where(flip, m.flip(-1), m)) for x, m in ((p1, m1), (p2, m2))]
+    return [augment(p1, labels["photo_fg"][index], m1, bank, gen),
+            augment(p2, labels["render_fg"][index], m2, bank, gen)]
 
 
 # ---- the loop ------------------------------------------------------------------------------------
@@ -282,8 +315,9 @@ def train(cfg: TrainConfig) -> Path:
     torch.manual_seed(cfg.seed)
     vlm = initial_model(cfg)
     names, photo, render, have_render, pairs, labels = load_split(vlm, cfg)
+    bank = background_bank(1024, photo.shape[-1], seed=cfg.seed + 1) if cfg.augment else None
     if cfg.preset == "tiny" and cfg.tower_epochs > 0:
-        warm_up_tower(vlm, photo, render, have_render, labels, cfg, out / "tower_checkpoint")
+        warm_up_tower(vlm, photo, render, have_render, labels, bank, cfg, out / "tower_checkpoint")
     params = trainable_parameters(vlm, cfg)
     tower_ids = {id(p) for p in vlm.model.model.vision_tower.parameters()}
     groups = [{"params": [p for p in params if id(p) not in tower_ids], "scale": 1.0},
@@ -314,7 +348,7 @@ def train(cfg: TrainConfig) -> Path:
         gen = torch.Generator().manual_seed(cfg.seed * 7919 + step)
         alpha = torch.rand(len(index), generator=gen)
         alpha[~have_render[index]] = 1.0
-        p1, p2 = augment(photo[index].float(), render[index].float(), gen)
+        (p1, _), (p2, _) = augmented_views(photo, render, labels, index, bank, gen, cfg)
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, total, cfg) * group["scale"]
         loss = vlm.loss(p1.to(vlm.device), p2.to(vlm.device), alpha, ids, targets)
