@@ -36,3 +36,27 @@ def test_empty_mask_leaves_the_image_and_a_wrong_mask_is_refused():
     assert np.array_equal(np.asarray(crop_to_object(rgb, np.zeros((32, 32), bool))), rgb)
     with pytest.raises(ValueError, match="does not match"):
         crop_to_object(rgb, np.zeros((16, 16), bool))
+
+
+def test_ground_truth_second_views_are_framed_and_cached(tmp_path):
+    from occ_core.scenes.builder import generate_dataset, parse_splits
+    from occ_core.scenes.dataset import SceneDataset
+    from occ_core.vlm.render_cache import render_paths
+    from occ_core.vlm.train import scene_masks
+    data = tmp_path / "scenes"
+    generate_dataset(data, scenes=2, views=1, size=64, seed=31, workers=1, splits=parse_splits("test=1.0"), progress=False)
+    ds = SceneDataset(data, "test", with_depth=False)
+    paths = render_paths(data, "test", ds.names, "occlusion-free", tmp_path / "cache")
+    for i, name in enumerate(ds.names):
+        item = ds[i]
+        assert paths[name].parent == tmp_path / "cache" / "occlusion-free" / "test"
+        framed = np.asarray(Image.open(paths[name]))
+        assert framed.shape == item["occlusion_free"].shape
+        assert np.array_equal(framed, np.asarray(crop_to_object(item["occlusion_free"], item["amodal_mask"])))
+        # the framed masks say where the object now is: its box spans the image (less the margin)
+        masks = scene_masks(ds, [name], 64, framed=True)[0].float()
+        x0, y0, x1, y1 = object_box(masks[0].numpy() > 0.5, margin=0.0)
+        assert max(x1 - x0, y1 - y0) >= 0.75 * 64
+        assert masks[0].mean() >= item["amodal_mask"].mean()
+    stamp = paths[ds.names[0]].stat().st_mtime_ns
+    assert render_paths(data, "test", ds.names, "occlusion-free", tmp_path / "cache")[ds.names[0]].stat().st_mtime_ns == stamp
