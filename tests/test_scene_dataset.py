@@ -147,8 +147,14 @@ def test_cli_rejects_bad_folders(tmp_path):
     assert [p.name for p in full.iterdir()] == ["keep.txt"]
     r = run_cli("data", "generate", "--out", "/proc/occ-test-out", "--scenes", "1")  # not writable even for root
     assert r.returncode == 2 and "cannot write" in r.stderr and "Traceback" not in r.stderr
-    r = run_cli("data", "generate", "--out", str(tmp_path / "no" / "such" / "dir"), "--scenes", "1")
-    assert r.returncode == 2 and "does not exist" in r.stderr
+    (tmp_path / "file.txt").write_text("mine")
+    r = run_cli("data", "generate", "--out", str(tmp_path / "file.txt" / "d"), "--scenes", "1")
+    assert r.returncode == 2 and "is not a folder" in r.stderr and "Traceback" not in r.stderr
+    assert (tmp_path / "file.txt").read_text() == "mine"
+    # missing parent folders are made, as `--out data/scenes` on a fresh clone needs
+    r = run_cli("data", "generate", "--out", str(tmp_path / "no" / "such" / "dir"), "--scenes", "1", "--workers", "1")
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "no" / "such" / "dir" / "dataset.json").is_file()
 
 
 def test_malformed_dataset_folders(tmp_path, small_dataset):

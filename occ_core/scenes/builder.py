@@ -56,8 +56,10 @@ def check_output_dir(out: Path) -> None:
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise GenerationError(f"output folder {out} exists and is not empty; choose a new folder")
     parent = out.parent
-    if not parent.exists():
-        raise GenerationError(f"cannot write {out}: its parent folder {parent} does not exist")
+    while not parent.exists():  # missing parents are made (README's `--out data/scenes` on a fresh clone)
+        parent = parent.parent
+    if not parent.is_dir():
+        raise GenerationError(f"cannot write {out}: {parent} is not a folder")
     if not os.access(parent, os.W_OK):
         raise GenerationError(f"cannot write {out}: no write permission in {parent}")
 
@@ -100,6 +102,7 @@ def generate_dataset(out: str | Path, scenes: int, views: int = 2, size: int = 1
         start += n
 
     try:
+        out.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
     except OSError as exc:
         raise GenerationError(f"cannot write {out}: {exc.strerror or exc}") from None
