@@ -24,11 +24,12 @@ from occ_core.vlm.render_cache import render_paths
 ALPHA_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
-def load_views(data: str | Path, split: str, render_source: str, cache_dir: Path, limit: int | None = None) -> dict:
+def load_views(data: str | Path, split: str, render_source: str, cache_dir: Path, limit: int | None = None,
+               render_workers: int = 1) -> dict:
     """Photos, renders (None where the 3D branch failed), ground truth and occlusion of a split."""
     ds = SceneDataset(data, split, with_depth=False)
     names = ds.names[:limit] if limit else ds.names
-    renders = render_paths(data, split, names, render_source, cache_dir)
+    renders = render_paths(data, split, names, render_source, cache_dir, workers=render_workers)
     views = {"names": names, "photos": [], "renders": [], "truth": [], "occlusion": []}
     for n in names:
         with Image.open(ds.ref / "rgb" / f"{n}.jpg") as im:
@@ -94,18 +95,18 @@ def mean_accuracy(views, answers) -> float:
 
 def run_benchmark(vlm: DualViewLlava, data: str, split: str, out: str | Path, val_data: str | None = None,
                   val_split: str = "val", render_source: str = "recon", alphas=ALPHA_GRID, batch_size: int = 64,
-                  num_beams: int = 3, limit: int | None = None, tta: dict | None = None) -> dict:
+                  num_beams: int = 3, limit: int | None = None, tta: dict | None = None, render_workers: int = 1) -> dict:
     """Write results.{md,csv,json}, confusion.csv and alpha_curve.png to ``out``; return the table.
     ``tta``: {"config": TTAConfig, "reward": ClipReward, "limit": views or None} adds "+TTA" rows at
     the chosen α (``occ_core.tta_benchmark``) and tta_traces.jsonl."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.time()
-    val = load_views(val_data or data, val_split, render_source, out / "renders" / "val", limit)
+    val = load_views(val_data or data, val_split, render_source, out / "renders" / "val", limit, render_workers)
     val_sweep = sweep(vlm, val, alphas, batch_size, num_beams, f"α sweep on {val_split}")
     val_scores = {a: mean_accuracy(val, val_sweep[a]) for a in alphas}
     chosen = max(alphas, key=lambda a: (round(val_scores[a], 6), a))  # ties → more photo
-    test = load_views(data, split, render_source, out / "renders" / "test", limit)
+    test = load_views(data, split, render_source, out / "renders" / "test", limit, render_workers)
     test_sweep = sweep(vlm, test, alphas, batch_size, num_beams, f"α sweep on {split}")
     settings = {"α=1 (CLIP only)": 1.0, "α=0 (3D only)": 0.0, f"α={chosen:g} (chosen on {val_split})": chosen}
     rows = [r for name, a in settings.items() for r in records(test, test_sweep[a], name)]

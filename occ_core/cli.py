@@ -132,6 +132,8 @@ def _add_vlm_commands(sub):
     t.add_argument("--render-source", default="recon", choices=("recon", "occlusion-free"),
                    help="v2's input: 3D-branch renders (cached) or the ground-truth occlusion-free image")
     t.add_argument("--render-cache", default=None, help="folder for cached renders (default OUT/renders)")
+    t.add_argument("--render-workers", type=_positive_int, default=None,
+                   help="processes making the 3D branch's renders, once (default: all cores)")
     t.add_argument("--epochs", type=_positive_int, default=2, help="instruction-tuning epochs")
     t.add_argument("--tower-epochs", type=int, default=40, help="tiny: vision-tower warm-up epochs first (0: none)")
     t.add_argument("--tower-lr", type=float, default=2e-3, help="tiny: peak lr of the tower warm-up")
@@ -150,6 +152,8 @@ def _add_vlm_commands(sub):
     e.add_argument("--val-data", default=None, help="data set holding the val split α is chosen on (default --data)")
     e.add_argument("--out", help="folder for results.md/.csv/.json, confusion.csv, alpha_curve.png")
     e.add_argument("--render-source", default="recon", choices=("recon", "occlusion-free"))
+    e.add_argument("--render-workers", type=_positive_int, default=None,
+                   help="processes making the 3D branch's renders, once (default: all cores)")
     e.add_argument("--batch-size", type=_positive_int, default=64)
     e.add_argument("--num-beams", type=_positive_int, default=3)
     e.add_argument("--limit", type=_positive_int, default=None, help="first N views of each split only")
@@ -174,7 +178,8 @@ def _train(args) -> int:
         train(TrainConfig(data=args.data, out=args.out, preset=args.preset, render_source=args.render_source,
                           render_cache=args.render_cache, epochs=args.epochs, tower_epochs=args.tower_epochs,
                           tower_lr=args.tower_lr, augment=not args.no_augment, batch_size=args.batch_size, lr=args.lr,
-                          lora=args.lora or args.preset != "tiny", seed=args.seed, threads=args.threads))
+                          lora=args.lora or args.preset != "tiny", seed=args.seed, threads=args.threads,
+                          render_workers=args.render_workers or os.cpu_count() or 1))
     return 0
 
 
@@ -203,7 +208,8 @@ def _eval(args) -> int:
         torch.set_num_threads(args.threads)
         summary = run_benchmark(load_vlm(args.preset), args.data, args.split, args.out, args.val_data,
                                 render_source=args.render_source, batch_size=args.batch_size,
-                                num_beams=args.num_beams, limit=args.limit, tta=_tta_options(args))
+                                num_beams=args.num_beams, limit=args.limit, tta=_tta_options(args),
+                                render_workers=args.render_workers or os.cpu_count() or 1)
         print((Path(args.out) / "results.md").read_text())
         print(f"chosen α = {summary['chosen_alpha']:g}; wrote {args.out}")
     return 0

@@ -19,8 +19,10 @@ RENDER_SOURCES = ("recon", "occlusion-free")
 
 
 def render_paths(data_root: str | Path, split: str, names: list[str], source: str, cache_dir: str | Path | None = None,
-                 recon_preset: str = "tiny", progress: bool = True) -> dict[str, Path | None]:
-    """Path of each view's render (None where the reconstruction failed)."""
+                 recon_preset: str = "tiny", progress: bool = True, workers: int = 1) -> dict[str, Path | None]:
+    """Path of each view's render (None where the reconstruction failed). ``workers`` > 1 reconstructs
+    in that many processes of one torch thread each (the per-point decoder is too small to keep
+    several threads of one process busy)."""
     root = Path(data_root)
     if source not in RENDER_SOURCES:
         raise OccError(f"unknown render source {source!r}: use one of {', '.join(RENDER_SOURCES)}")
@@ -34,22 +36,59 @@ def render_paths(data_root: str | Path, split: str, names: list[str], source: st
     failures = set(json.loads(failures_file.read_text())) if failures_file.exists() else set()
     todo = [n for n in names if n not in failures and not (folder / f"{n}.png").exists()]
     if todo:
-        try:
-            from occ_core.recon import Reconstructor
-        except ImportError:
-            raise OccError("the 3D branch (occ_core.recon.Reconstructor) is not available yet; "
-                           "use --render-source occlusion-free") from None
-        reconstructor = Reconstructor.from_pretrained(recon_preset)
         from tqdm import tqdm
-        for n in tqdm(todo, desc=f"3D renders ({split})", disable=not progress):
-            with Image.open(root / "ref" / "rgb" / f"{n}.jpg") as im:
-                image = im.convert("RGB")
-            try:
-                second_view(reconstructor.reconstruct(image)).save(folder / f"{n}.png")
-            except ReconstructionError:
-                failures.add(n)
-        failures_file.write_text(json.dumps(sorted(failures)))
+        jobs = [(root / "ref" / "rgb" / f"{n}.jpg", folder / f"{n}.png") for n in todo]
+        _init_render_worker(recon_preset, None)  # here first: a missing 3D branch fails once, clearly
+        bar = tqdm(total=len(todo), desc=f"3D renders ({split})", disable=not progress)
+        pool = None
+        try:
+            if workers <= 1 or len(todo) < 2:
+                results = map(_render_one, jobs)
+            else:  # spawn: each process makes its own torch threads and EGL context
+                import multiprocessing as mp
+                pool = mp.get_context("spawn").Pool(min(workers, len(todo)), _init_render_worker, (recon_preset, 1))
+                results = pool.imap_unordered(_render_one, jobs, chunksize=4)
+            for path, ok in results:
+                if not ok:
+                    failures.add(path.stem)
+                bar.update(1)
+        finally:
+            bar.close()
+            if pool is not None:
+                pool.terminate()
+            _worker.clear()
+            failures_file.write_text(json.dumps(sorted(failures)))  # what was made so far is kept either way
     return {n: (None if n in failures else folder / f"{n}.png") for n in names}
+
+
+_worker: dict = {}
+
+
+def _init_render_worker(recon_preset: str, threads: int | None) -> None:
+    try:
+        from occ_core.recon import Reconstructor
+    except ImportError:
+        raise OccError("the 3D branch (occ_core.recon.Reconstructor) is not available yet; "
+                       "use --render-source occlusion-free") from None
+    if threads:
+        import torch
+        torch.set_num_threads(threads)
+    _worker["reconstructor"] = Reconstructor.from_pretrained(recon_preset)
+
+
+def _render_one(job: tuple[Path, Path]) -> tuple[Path, bool]:
+    """Reconstruct one photo and write its framed render; False where the 3D branch failed."""
+    source, target = job
+    with Image.open(source) as im:
+        image = im.convert("RGB")
+    try:
+        view = second_view(_worker["reconstructor"].reconstruct(image))
+    except ReconstructionError:
+        return target, False
+    tmp = target.with_suffix(".tmp.png")
+    view.save(tmp)
+    tmp.replace(target)  # never a half-written file under the real name
+    return target, True
 
 
 def second_view(reconstruction) -> Image.Image:

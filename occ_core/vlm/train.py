@@ -44,6 +44,7 @@ class TrainConfig:
     preset: str = "tiny"
     render_source: str = "recon"
     render_cache: str | None = None   # default: <out>/renders
+    render_workers: int = 1          # processes making the 3D branch's renders (recon source, once)
     tower_epochs: int = 40           # tiny only: warm up the vision tower on the labels first
     tower_batch_size: int = 32
     tower_lr: float = 2e-3
@@ -82,7 +83,7 @@ def load_split(vlm: DualViewLlava, cfg: TrainConfig, split: str = "train"):
     if not names:
         raise OccError(f"{cfg.data} has no annotations for split {split!r}")
     renders = render_paths(cfg.data, split, names, cfg.render_source, cfg.render_cache or Path(cfg.out) / "renders",
-                           progress=True)
+                           progress=True, workers=cfg.render_workers)
 
     def pixels(paths):
         chunks = []
