@@ -74,7 +74,8 @@ def _train_clip(args) -> int:
 def _add_recon_commands(train, eval_sub) -> None:
     """``train recon`` (stage 2, the 3D branch) and ``eval recon``."""
     t = train.add_parser("recon", help="stage 2: train the 3D branch (SDF, colour, hand joints, masks)")
-    t.add_argument("--data", required=True, help="scenes data set (train and val splits)")
+    t.add_argument("--data", required=True, nargs="+", metavar="DIR",
+                   help="scenes data set(s): train splits pooled, validation on the first's val split")
     t.add_argument("--out", required=True, help="output folder; rerun the same command to resume")
     t.add_argument("--steps", type=_positive_int, default=2000)
     t.add_argument("--batch-size", type=_positive_int, default=12)
@@ -126,7 +127,8 @@ def _add_vlm_commands(sub):
     """``train vlm`` (stage-1 instruction tuning) and ``eval`` (the four-instruction benchmark)."""
     train = sub.add_parser("train", help="train a model").add_subparsers(dest="command", required=True)
     t = train.add_parser("vlm", help="stage 1: instruction-tune the dual-view LLaVA on the five tasks")
-    t.add_argument("--data", required=True, help="scenes data set (train split)")
+    t.add_argument("--data", required=True, nargs="+", metavar="DIR",
+                   help="scenes data set(s); the train splits of several are pooled (the first's text trains the tokenizer)")
     t.add_argument("--out", required=True, help="output folder; rerun the same command to resume")
     t.add_argument("--preset", default="tiny", help="tiny (from scratch, full fine-tuning) or a real preset (LoRA)")
     t.add_argument("--render-source", default="recon", choices=("recon", "occlusion-free"),
@@ -175,7 +177,7 @@ def _train(args) -> int:
         return _train_clip(args)
     if args.command == "vlm":
         from occ_core.vlm.train import TrainConfig, train
-        train(TrainConfig(data=args.data, out=args.out, preset=args.preset, render_source=args.render_source,
+        train(TrainConfig(data=args.data if len(args.data) > 1 else args.data[0], out=args.out, preset=args.preset, render_source=args.render_source,
                           render_cache=args.render_cache, epochs=args.epochs, tower_epochs=args.tower_epochs,
                           tower_lr=args.tower_lr, augment=not args.no_augment, batch_size=args.batch_size, lr=args.lr,
                           lora=args.lora or args.preset != "tiny", seed=args.seed, threads=args.threads,

@@ -72,7 +72,18 @@ def save_model(model: ReconNet, out: Path) -> None:
     model.cfg.save(out / "config.json")
 
 
-def train_recon(data: str | Path, out: str | Path, steps: int = 2000, batch_size: int = 12, n_points: int = 384,
+def pooled_targets(data_dirs: list[Path], split: str, cache: Path, progress: bool, limit: int | None = None) -> dict:
+    """Targets of ``split`` pooled over several data sets; each data set after the first keeps its
+    cache in a sub-folder of its own (view names repeat across data sets)."""
+    parts = []
+    for i, d in enumerate(data_dirs):
+        folder = cache if i == 0 else cache / f"data{i}-{d.name}"
+        folder.mkdir(parents=True, exist_ok=True)
+        parts.append(load_targets(d, split, folder, progress, limit))
+    return parts[0] if len(parts) == 1 else {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def train_recon(data: str | Path | list, out: str | Path, steps: int = 2000, batch_size: int = 12, n_points: int = 384,
                 lr: float = 2e-3, val_every: int = 500, seed: int = 0, config: ReconConfig | None = None,
                 progress: bool = True, train_limit: int | None = None, threads: int | None = None,
                 cache_dir: str | Path | None = None) -> dict:
@@ -80,7 +91,8 @@ def train_recon(data: str | Path, out: str | Path, steps: int = 2000, batch_size
 
     The targets are computed once per data set and kept in ``cache_dir`` (default: ``out``), so
     ablation runs can share them."""
-    data, out = Path(data), Path(out)
+    data_dirs = [Path(d) for d in (data if isinstance(data, (list, tuple)) else [data])]
+    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     cache = Path(cache_dir) if cache_dir else out
     cache.mkdir(parents=True, exist_ok=True)
@@ -88,8 +100,8 @@ def train_recon(data: str | Path, out: str | Path, steps: int = 2000, batch_size
         torch.set_num_threads(threads)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    train = load_targets(data, "train", cache, progress, train_limit)
-    val = load_targets(data, "val", cache, progress, 64)
+    train = pooled_targets(data_dirs, "train", cache, progress, train_limit)
+    val = load_targets(data_dirs[0], "val", cache, progress, 64)
     cfg = config or ReconConfig()
     cfg = replace(cfg, image_size=int(train["image"].shape[1]))
     model = ReconNet(cfg)

@@ -39,7 +39,7 @@ BACKGROUND, HAND = len(CATEGORIES), len(CATEGORIES) + 1  # extra patch classes
 
 @dataclass
 class TrainConfig:
-    data: str
+    data: str | list[str]            # one scenes data set, or several whose train splits are pooled
     out: str
     preset: str = "tiny"
     render_source: str = "recon"
@@ -62,6 +62,10 @@ class TrainConfig:
     augment: bool = True            # background swap, zoom/shift/rotation, colour jitter (augment.py)
     threads: int = 1                 # 1 beats 2 when the 2 cores are shared: OpenMP barriers stall
 
+    @property
+    def data_dirs(self) -> list[str]:
+        return [self.data] if isinstance(self.data, (str, Path)) else [str(d) for d in self.data]
+
 
 # ---- data --------------------------------------------------------------------------------------
 def corpus_texts(ds: SceneDataset) -> list[str]:
@@ -77,13 +81,40 @@ def corpus_texts(ds: SceneDataset) -> list[str]:
 
 
 def load_split(vlm: DualViewLlava, cfg: TrainConfig, split: str = "train"):
-    """Pixels of every photo and render (float16, made once) and each view's conversation pairs."""
-    ds = SceneDataset(cfg.data, split, with_depth=False)
-    names = [n for n in ds.names if ds.conversations.get(n)]
+    """Pixels of every photo and render (float16, made once) and each view's conversation pairs,
+    pooled over ``cfg.data_dirs`` (a from-scratch tower needs every view it can get)."""
+    parts = [_load_one(vlm, cfg, d, split, _render_cache(cfg, i, d)) for i, d in enumerate(cfg.data_dirs)]
+    if len(parts) == 1:
+        return parts[0]
+    names = [n for p in parts for n in p[0]]
+    photo, render, have_render = (torch.cat([p[k] for p in parts]) for k in (1, 2, 3))
+    pairs = [x for p in parts for x in p[4]]
+    labels = {k: torch.cat([p[5][k] for p in parts]) for k in parts[0][5]}
+    return names, photo, render, have_render, pairs, labels
+
+
+def _load_val(vlm: DualViewLlava, cfg: TrainConfig):
+    """The first 240 views of the first data set's val split as ``load_split`` gives them (3D-branch
+    renders are made for them once, like the training views'), or None where it has none."""
+    try:
+        return _load_one(vlm, cfg, cfg.data_dirs[0], "val", _render_cache(cfg, 0, cfg.data_dirs[0]), limit=240)
+    except OccError:
+        return None
+
+
+def _render_cache(cfg: TrainConfig, index: int, data: str) -> Path:
+    """Render cache of the index-th data set: the first keeps OUT/renders (or --render-cache), the
+    others get a sub-folder each, as view names repeat across data sets."""
+    root = Path(cfg.render_cache or Path(cfg.out) / "renders")
+    return root if index == 0 else root / f"data{index}-{Path(data).name}"
+
+
+def _load_one(vlm: DualViewLlava, cfg: TrainConfig, data: str, split: str, cache: Path, limit: int | None = None):
+    ds = SceneDataset(data, split, with_depth=False)
+    names = [n for n in ds.names if ds.conversations.get(n)][:limit]
     if not names:
-        raise OccError(f"{cfg.data} has no annotations for split {split!r}")
-    renders = render_paths(cfg.data, split, names, cfg.render_source, cfg.render_cache or Path(cfg.out) / "renders",
-                           progress=True, workers=cfg.render_workers)
+        raise OccError(f"{data} has no annotations for split {split!r}")
+    renders = render_paths(data, split, names, cfg.render_source, cache, progress=True, workers=cfg.render_workers)
 
     def pixels(paths):
         chunks = []
@@ -195,7 +226,7 @@ def initial_model(cfg: TrainConfig) -> DualViewLlava:
             from transformers import PreTrainedTokenizerFast
             tokenizer = PreTrainedTokenizerFast.from_pretrained(str(tokenizer_dir))
         else:
-            tokenizer = train_tokenizer(corpus_texts(SceneDataset(cfg.data, "train", with_depth=False)))
+            tokenizer = train_tokenizer(corpus_texts(SceneDataset(cfg.data_dirs[0], "train", with_depth=False)))
             tokenizer.save_pretrained(str(tokenizer_dir))
         return random_tiny_vlm(tokenizer, cfg.seed)
     from occ_core.vlm import load_vlm
@@ -245,7 +276,7 @@ class TowerProbe(torch.nn.Module):
         return self.head(self.norm(blend(v1, v2, alpha).mean(1))), self.token_head(both)
 
 
-def warm_up_tower(vlm: DualViewLlava, photo, render, have_render, labels, bank, cfg: TrainConfig, folder: Path) -> None:
+def warm_up_tower(vlm: DualViewLlava, photo, render, have_render, labels, bank, cfg: TrainConfig, folder: Path) -> TowerProbe:
     probe = TowerProbe(vlm).train()
     vc = vlm.model.config.vision_config
     grid = vc.image_size // vc.patch_size
@@ -280,6 +311,21 @@ def warm_up_tower(vlm: DualViewLlava, photo, render, have_render, labels, bank, 
         if state["step"] % steps_per_epoch == 0 or state["step"] == total:
             save_checkpoint(folder, probe, optimizer, state)
     bar.close()
+    return probe.eval()
+
+
+@torch.no_grad()
+def probe_accuracy(probe: TowerProbe, photo, render, labels, batch_size: int = 128) -> dict:
+    """Category accuracy of the warmed-up tower's linear probe: photo alone (α = 1), the render
+    alone (α = 0) and half-half, a cheap read of what the tower has learnt before the LLM sees it."""
+    k = len(CATEGORIES)
+    out = {}
+    for name, alpha in (("photo", 1.0), ("render", 0.0), ("blend_0.5", 0.5)):
+        pred = torch.cat([probe(photo[i:i + batch_size].float(), render[i:i + batch_size].float(),
+                                torch.full((len(photo[i:i + batch_size]),), alpha))[0][:, :k].argmax(-1)
+                          for i in range(0, len(photo), batch_size)])
+        out[name] = round(float((pred == labels["category"]).float().mean()), 4)
+    return out
 
 
 def _optimizer_step(optimizer, params, loss: torch.Tensor, state: dict, bar, epoch: int) -> None:
@@ -317,8 +363,13 @@ def train(cfg: TrainConfig) -> Path:
     vlm = initial_model(cfg)
     names, photo, render, have_render, pairs, labels = load_split(vlm, cfg)
     bank = background_bank(1024, photo.shape[-1], seed=cfg.seed + 1) if cfg.augment else None
+    tower_val = None
     if cfg.preset == "tiny" and cfg.tower_epochs > 0:
-        warm_up_tower(vlm, photo, render, have_render, labels, bank, cfg, out / "tower_checkpoint")
+        probe = warm_up_tower(vlm, photo, render, have_render, labels, bank, cfg, out / "tower_checkpoint")
+        val = _load_val(vlm, cfg)
+        if val is not None:
+            tower_val = probe_accuracy(probe, val[1], val[2], val[5])
+            print(f"tower probe, val category accuracy: {tower_val}")
     params = trainable_parameters(vlm, cfg)
     tower_ids = {id(p) for p in vlm.model.model.vision_tower.parameters()}
     groups = [{"params": [p for p in params if id(p) not in tower_ids], "scale": 1.0},
@@ -361,7 +412,7 @@ def train(cfg: TrainConfig) -> Path:
     if cfg.lora:
         vlm.model.model.language_model = vlm.model.model.language_model.merge_and_unload()
     vlm.save_pretrained(out)
-    log = {"config": asdict(cfg), "steps": total, "train_views": len(names),
+    log = {"config": asdict(cfg), "steps": total, "train_views": len(names), "tower_probe_val": tower_val,
            "elapsed_s_this_run": round(time.time() - started, 1), "final_loss": float(np.mean(state["losses"][-20:]))}
     (out / "train_log.json").write_text(json.dumps(log, indent=1))
     print(f"wrote {out} ({total} steps, {log['elapsed_s_this_run']:.0f} s this run, loss {log['final_loss']:.3f})")
