@@ -177,7 +177,7 @@ def _train(args) -> int:
         return _train_clip(args)
     if args.command == "vlm":
         from occ_core.vlm.train import TrainConfig, train
-        train(TrainConfig(data=args.data if len(args.data) > 1 else args.data[0], out=args.out, preset=args.preset, render_source=args.render_source,
+        train(TrainConfig(data=args.data, out=args.out, preset=args.preset, render_source=args.render_source,
                           render_cache=args.render_cache, epochs=args.epochs, tower_epochs=args.tower_epochs,
                           tower_lr=args.tower_lr, augment=not args.no_augment, batch_size=args.batch_size, lr=args.lr,
                           lora=args.lora or args.preset != "tiny", seed=args.seed, threads=args.threads,

@@ -23,7 +23,7 @@ from occ_core.checkpoint import load_optimizer, save_optimizer
 from occ_core.errors import OccError
 from occ_core.recon.model import ReconConfig, ReconNet
 from occ_core.recon.targets import split_targets
-from occ_core.scenes.dataset import SceneDataset
+from occ_core.scenes.dataset import SceneDataset, pooled_cache_folder
 
 
 def load_targets(data: Path, split: str, cache_dir: Path, progress: bool, limit: int | None = None) -> dict:
@@ -73,11 +73,10 @@ def save_model(model: ReconNet, out: Path) -> None:
 
 
 def pooled_targets(data_dirs: list[Path], split: str, cache: Path, progress: bool, limit: int | None = None) -> dict:
-    """Targets of ``split`` pooled over several data sets; each data set after the first keeps its
-    cache in a sub-folder of its own (view names repeat across data sets)."""
+    """Targets of ``split`` pooled over several data sets, each cached in its ``pooled_cache_folder``."""
     parts = []
     for i, d in enumerate(data_dirs):
-        folder = cache if i == 0 else cache / f"data{i}-{d.name}"
+        folder = pooled_cache_folder(cache, i, d)
         folder.mkdir(parents=True, exist_ok=True)
         parts.append(load_targets(d, split, folder, progress, limit))
     return parts[0] if len(parts) == 1 else {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}

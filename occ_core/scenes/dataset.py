@@ -29,6 +29,13 @@ def _resolve(root: Path) -> tuple[Path, Path]:
                        "make one with `python -m occ_core data generate --out DIR`")
 
 
+def pooled_cache_folder(root: str | Path, index: int, data: str | Path) -> Path:
+    """Where the index-th of several pooled data sets keeps what is derived from it (training
+    targets, renders): the first uses ``root`` itself, each other one a sub-folder of its own, as
+    view names repeat across data sets."""
+    return Path(root) if index == 0 else Path(root) / f"data{index}-{Path(data).name}"
+
+
 class SceneDataset(torch.utils.data.Dataset):
     """One item per view of a split: a dict with ``id``, ``image`` (occluded RGB, H×W×3 uint8, or None
     when the export has no hand-object image for that view), ``occlusion_free``, masks

@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from occ_core.errors import CheckpointError, OccError
 from occ_core.object_view import crop_to_object
-from occ_core.scenes.dataset import SceneDataset
+from occ_core.scenes.dataset import SceneDataset, pooled_cache_folder
 from occ_core.vlm.augment import augment, background_bank
 from occ_core.vlm.model import DualViewLlava, blend
 from occ_core.scenes.layout import SEGM_VALUE
@@ -103,10 +103,8 @@ def _load_val(vlm: DualViewLlava, cfg: TrainConfig):
 
 
 def _render_cache(cfg: TrainConfig, index: int, data: str) -> Path:
-    """Render cache of the index-th data set: the first keeps OUT/renders (or --render-cache), the
-    others get a sub-folder each, as view names repeat across data sets."""
-    root = Path(cfg.render_cache or Path(cfg.out) / "renders")
-    return root if index == 0 else root / f"data{index}-{Path(data).name}"
+    """Render cache of the index-th data set under OUT/renders (or --render-cache)."""
+    return pooled_cache_folder(cfg.render_cache or Path(cfg.out) / "renders", index, data)
 
 
 def _load_one(vlm: DualViewLlava, cfg: TrainConfig, data: str, split: str, cache: Path, limit: int | None = None):
