@@ -136,6 +136,10 @@ def _add_vlm_commands(sub):
     t.add_argument("--render-cache", default=None, help="folder for cached renders (default OUT/renders)")
     t.add_argument("--render-workers", type=_positive_int, default=None,
                    help="processes making the 3D branch's renders, once (default: all cores)")
+    t.add_argument("--recon-share", type=float, default=0.0,
+                   help="with --render-source occlusion-free: this share of training views gets the 3D branch's render")
+    t.add_argument("--recon-resolution", type=_positive_int, default=32, help="SDF grid of those renders (default 32)")
+    t.add_argument("--fp32", action="store_true", help="instruction-tune in float32 (default: bf16 autocast)")
     t.add_argument("--epochs", type=_positive_int, default=2, help="instruction-tuning epochs")
     t.add_argument("--tower-epochs", type=int, default=40, help="tiny: vision-tower warm-up epochs first (0: none)")
     t.add_argument("--tower-lr", type=float, default=2e-3, help="tiny: peak lr of the tower warm-up")
@@ -181,7 +185,8 @@ def _train(args) -> int:
                           render_cache=args.render_cache, epochs=args.epochs, tower_epochs=args.tower_epochs,
                           tower_lr=args.tower_lr, augment=not args.no_augment, batch_size=args.batch_size, lr=args.lr,
                           lora=args.lora or args.preset != "tiny", seed=args.seed, threads=args.threads,
-                          render_workers=args.render_workers or os.cpu_count() or 1))
+                          render_workers=args.render_workers or os.cpu_count() or 1, recon_share=args.recon_share,
+                          recon_resolution=args.recon_resolution, bf16=not args.fp32))
     return 0
 
 

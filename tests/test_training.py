@@ -59,3 +59,31 @@ def test_train_recon_pools_data_sets(small_dataset, second_dataset, tmp_path):
     assert (n_first, n_extra) == (12, 8)
     model = Reconstructor.from_pretrained(str(out)).model
     assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_recon_share_gives_that_share_of_training_views_the_3d_branch_render(small_dataset, tmp_path):
+    """``recon_share``: a seeded share of the training views get the 3D branch's render (cached at the
+    coarser grid, under res32/), the others keep the framed ground truth; the photos are untouched and
+    a 3D-branch render counts as all foreground (it is already on its own plain background)."""
+    from occ_core.vlm import load_vlm
+    from occ_core.vlm.train import TrainConfig, _load_one
+    data, _ = small_dataset
+    vlm = load_vlm("tiny")
+    cache = tmp_path / "renders"
+    plain = TrainConfig(data=str(data), out=str(tmp_path), render_source="occlusion-free")
+    mixed = TrainConfig(data=str(data), out=str(tmp_path), render_source="occlusion-free", recon_share=0.5, seed=3)
+    names, photo, render, have, _, labels = _load_one(vlm, plain, str(data), "train", cache)
+    names2, photo2, render2, have2, _, labels2 = _load_one(vlm, mixed, str(data), "train", cache)
+    assert names2 == names and torch.equal(photo2, photo) and have2.all()
+    chosen = {n for n, c in zip(names, np.random.default_rng(3).random(len(names)) < 0.5) if c}
+    made = {p.stem for p in (cache / "res32" / "train").glob("*.png")}
+    failed = set(json.loads((cache / "res32" / "train" / "failures.json").read_text()))
+    assert 0 < len(chosen) < len(names) and made | failed == chosen and made
+    changed = (render2 != render).flatten(1).any(1)
+    assert changed.tolist() == [n in made for n in names]
+    assert (labels2["render_fg"][changed] == 1).all()
+    assert torch.equal(labels2["render_fg"][~changed], labels["render_fg"][~changed])
+    assert not torch.equal(labels2["render_masks"][changed], labels["render_masks"][changed])
+    # the val split never mixes: the tower probe's val numbers stay comparable between runs
+    val = _load_one(vlm, mixed, str(data), "val", cache)
+    assert torch.equal(val[2], _load_one(vlm, plain, str(data), "val", cache)[2])

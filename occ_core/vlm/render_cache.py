@@ -19,10 +19,12 @@ RENDER_SOURCES = ("recon", "occlusion-free")
 
 
 def render_paths(data_root: str | Path, split: str, names: list[str], source: str, cache_dir: str | Path | None = None,
-                 recon_preset: str = "tiny", progress: bool = True, workers: int = 1) -> dict[str, Path | None]:
+                 recon_preset: str = "tiny", progress: bool = True, workers: int = 1,
+                 resolution: int | None = None) -> dict[str, Path | None]:
     """Path of each view's render (None where the reconstruction failed). ``workers`` > 1 reconstructs
     in that many processes of one torch thread each (the per-point decoder is too small to keep
-    several threads of one process busy)."""
+    several threads of one process busy). ``resolution``: the 3D branch's SDF grid (default: its
+    own, 64³, as the app runs it); other grids are cached apart, under ``res<N>/``."""
     root = Path(data_root)
     if source not in RENDER_SOURCES:
         raise OccError(f"unknown render source {source!r}: use one of {', '.join(RENDER_SOURCES)}")
@@ -30,7 +32,7 @@ def render_paths(data_root: str | Path, split: str, names: list[str], source: st
         raise OccError(f"the {source} render source needs a cache folder")
     if source == "occlusion-free":
         return _framed_ground_truth(root, split, names, Path(cache_dir) / "occlusion-free" / split)
-    folder = Path(cache_dir) / split
+    folder = Path(cache_dir) / (f"res{resolution}" if resolution else "") / split
     folder.mkdir(parents=True, exist_ok=True)
     failures_file = folder / "failures.json"
     failures = set(json.loads(failures_file.read_text())) if failures_file.exists() else set()
@@ -38,7 +40,7 @@ def render_paths(data_root: str | Path, split: str, names: list[str], source: st
     if todo:
         from tqdm import tqdm
         jobs = [(root / "ref" / "rgb" / f"{n}.jpg", folder / f"{n}.png") for n in todo]
-        _init_render_worker(recon_preset, None)  # here first: a missing 3D branch fails once, clearly
+        _init_render_worker(recon_preset, None, resolution)  # here first: a missing 3D branch fails once, clearly
         bar = tqdm(total=len(todo), desc=f"3D renders ({split})", disable=not progress)
         pool = None
         try:
@@ -46,7 +48,7 @@ def render_paths(data_root: str | Path, split: str, names: list[str], source: st
                 results = map(_render_one, jobs)
             else:  # spawn: each process makes its own torch threads and EGL context
                 import multiprocessing as mp
-                pool = mp.get_context("spawn").Pool(min(workers, len(todo)), _init_render_worker, (recon_preset, 1))
+                pool = mp.get_context("spawn").Pool(min(workers, len(todo)), _init_render_worker, (recon_preset, 1, resolution))
                 results = pool.imap_unordered(_render_one, jobs, chunksize=4)
             for path, ok in results:
                 if not ok:
@@ -64,7 +66,7 @@ def render_paths(data_root: str | Path, split: str, names: list[str], source: st
 _worker: dict = {}
 
 
-def _init_render_worker(recon_preset: str, threads: int | None) -> None:
+def _init_render_worker(recon_preset: str, threads: int | None, resolution: int | None = None) -> None:
     try:
         from occ_core.recon import Reconstructor
     except ImportError:
@@ -74,6 +76,8 @@ def _init_render_worker(recon_preset: str, threads: int | None) -> None:
         import torch
         torch.set_num_threads(threads)
     _worker["reconstructor"] = Reconstructor.from_pretrained(recon_preset)
+    if resolution:
+        _worker["reconstructor"].resolution = resolution
 
 
 def _render_one(job: tuple[Path, Path]) -> tuple[Path, bool]:

@@ -45,6 +45,9 @@ class TrainConfig:
     render_source: str = "recon"
     render_cache: str | None = None   # default: <out>/renders
     render_workers: int = 1          # processes making the 3D branch's renders (recon source, once)
+    recon_share: float = 0.0         # occlusion-free source: this share of training views gets the 3D
+                                     # branch's render instead, so v2 also learns what the app gives it
+    recon_resolution: int = 32       # SDF grid of those renders (6.5x cheaper than the app's 64³)
     tower_epochs: int = 40           # tiny only: warm up the vision tower on the labels first
     tower_batch_size: int = 32
     tower_lr: float = 2e-3
@@ -61,6 +64,7 @@ class TrainConfig:
     seed: int = 0
     augment: bool = True            # background swap, zoom/shift/rotation, colour jitter (augment.py)
     threads: int = 1                 # 1 beats 2 when the 2 cores are shared: OpenMP barriers stall
+    bf16: bool = True                # instruction tuning under bf16 autocast (1.4x faster steps on CPU)
 
     @property
     def data_dirs(self) -> list[str]:
@@ -113,6 +117,17 @@ def _load_one(vlm: DualViewLlava, cfg: TrainConfig, data: str, split: str, cache
     if not names:
         raise OccError(f"{data} has no annotations for split {split!r}")
     renders = render_paths(data, split, names, cfg.render_source, cache, progress=True, workers=cfg.render_workers)
+    from_recon = np.zeros(len(names), dtype=bool)  # views whose render is the 3D branch's
+    if cfg.render_source == "recon":
+        from_recon[:] = True
+    elif cfg.recon_share > 0 and split == "train":
+        from_recon = np.random.default_rng(cfg.seed).random(len(names)) < cfg.recon_share
+        chosen = [n for n, r in zip(names, from_recon) if r]
+        recon = render_paths(data, split, chosen, "recon", cache, progress=True, workers=cfg.render_workers,
+                             resolution=cfg.recon_resolution)
+        for n in chosen:  # a failed reconstruction keeps the ground-truth render
+            renders[n] = recon[n] or renders[n]
+        from_recon = np.array([r and recon[n] is not None for n, r in zip(names, from_recon)])
 
     def pixels(paths):
         chunks = []
@@ -133,16 +148,19 @@ def _load_one(vlm: DualViewLlava, cfg: TrainConfig, data: str, split: str, cache
               "attributes": torch.tensor([[float(m["attributes"][k]) for k in ATTRIBUTES] for m in metas]),
               "masks": scene_masks(ds, names, photo.shape[-1])}
     size = photo.shape[-1]
+    recon = torch.from_numpy(from_recon)
     if cfg.render_source == "occlusion-free":
         labels["render_masks"] = scene_masks(ds, names, size, framed=True)
     else:  # failed reconstructions stand in with the photo, whose masks are known
         labels["render_masks"] = render_masks([renders[n] or ds.ref / "rgb" / f"{n}.jpg" for n in names], size)
         labels["render_masks"][~have_render] = labels["masks"][~have_render]
+    if cfg.render_source == "occlusion-free" and recon.any():
+        labels["render_masks"][recon] = render_masks([renders[n] for n, r in zip(names, from_recon) if r], size)
     # what survives a background swap: hand + visible object in the photo; the whole object in a
     # ground-truth render; all of a 3D-branch render (already on its own plain background)
     labels["photo_fg"] = (labels["masks"][:, 1:2].float() + labels["masks"][:, 2:3].float()).clamp(0, 1).half()
-    labels["render_fg"] = labels["render_masks"][:, :1] if cfg.render_source == "occlusion-free" else \
-        torch.ones_like(labels["masks"][:, :1])
+    labels["render_fg"] = labels["render_masks"][:, :1].clone()
+    labels["render_fg"][recon & have_render] = 1
     return names, photo, render, have_render, pairs, labels
 
 
@@ -401,7 +419,8 @@ def train(cfg: TrainConfig) -> Path:
         (p1, _), (p2, _) = augmented_views(photo, render, labels, index, bank, gen, cfg)
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, total, cfg) * group["scale"]
-        loss = vlm.loss(p1.to(vlm.device), p2.to(vlm.device), alpha, ids, targets)
+        with torch.autocast(vlm.device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
+            loss = vlm.loss(p1.to(vlm.device), p2.to(vlm.device), alpha, ids, targets)
         _optimizer_step(optimizer, params, loss, state, bar, epoch)
         if state["step"] % cfg.save_every == 0 or state["step"] == total:
             save_checkpoint(ckpt, vlm.model, optimizer, state)
