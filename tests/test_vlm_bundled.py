@@ -33,6 +33,12 @@ def fresh_views(tmp_path_factory):
     return [ds[i] for i in range(len(ds))]
 
 
+def accuracy(task: str, answers: list[str], views) -> float:
+    """Share of ``answers`` to ``task``'s instruction that the benchmark's scoring counts right."""
+    truth = [v["meta"]["category"] if task == "category" else v["meta"]["attributes"][task] for v in views]
+    return sum(ev.is_correct(task, a, t) for a, t in zip(answers, truth)) / len(truth)
+
+
 @pytest.mark.parametrize("alpha", sorted(FLOORS))
 def test_bundled_tiny_reaches_the_accuracy_floor(fresh_views, alpha):
     torch.set_num_threads(1)
@@ -42,8 +48,7 @@ def test_bundled_tiny_reaches_the_accuracy_floor(fresh_views, alpha):
     renders = [crop_to_object(v["occlusion_free"], v["amodal_mask"]) for v in fresh_views]
     for task, floor in FLOORS[alpha].items():
         answers = vlm.answer(photos, [INSTRUCTIONS[task]] * len(photos), renders, alpha=alpha, max_new_tokens=12)
-        truth = [v["meta"]["category"] if task == "category" else v["meta"]["attributes"][task] for v in fresh_views]
-        acc = sum(ev.is_correct(task, a, t) for a, t in zip(answers, truth)) / len(truth)
+        acc = accuracy(task, answers, fresh_views)
         assert acc >= floor, f"α={alpha} {task}: {acc:.3f} < floor {floor}"
 
 
@@ -58,8 +63,7 @@ def test_bundled_pipeline_reaches_the_accuracy_floor_with_its_own_3d_branch(fres
     torch.set_num_threads(1)
     pipe = OccPipeline.from_pretrained("tiny")
     for task, floor in PIPELINE_FLOORS.items():
-        answers = [pipe.answer(v["image"], INSTRUCTIONS[task], max_new_tokens=12) for v in fresh_views]
-        truth = [v["meta"]["category"] if task == "category" else v["meta"]["attributes"][task] for v in fresh_views]
-        acc = sum(ev.is_correct(task, a.text, t) for a, t in zip(answers, truth)) / len(truth)
+        acc = accuracy(task, [pipe.answer(v["image"], INSTRUCTIONS[task], max_new_tokens=12).text for v in fresh_views],
+                       fresh_views)
         assert acc >= floor, f"pipeline {task}: {acc:.3f} < floor {floor}"
     assert pipe.stats["reconstructions"] == len(fresh_views)  # one per image, reused by the other questions

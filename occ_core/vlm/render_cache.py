@@ -75,9 +75,7 @@ def _init_render_worker(recon_preset: str, threads: int | None, resolution: int 
     if threads:
         import torch
         torch.set_num_threads(threads)
-    _worker["reconstructor"] = Reconstructor.from_pretrained(recon_preset)
-    if resolution:
-        _worker["reconstructor"].resolution = resolution
+    _worker["reconstructor"] = Reconstructor.from_pretrained(recon_preset, **({"resolution": resolution} if resolution else {}))
 
 
 def _render_one(job: tuple[Path, Path]) -> tuple[Path, bool]:

@@ -117,17 +117,14 @@ def _load_one(vlm: DualViewLlava, cfg: TrainConfig, data: str, split: str, cache
     if not names:
         raise OccError(f"{data} has no annotations for split {split!r}")
     renders = render_paths(data, split, names, cfg.render_source, cache, progress=True, workers=cfg.render_workers)
-    from_recon = np.zeros(len(names), dtype=bool)  # views whose render is the 3D branch's
-    if cfg.render_source == "recon":
-        from_recon[:] = True
-    elif cfg.recon_share > 0 and split == "train":
-        from_recon = np.random.default_rng(cfg.seed).random(len(names)) < cfg.recon_share
-        chosen = [n for n, r in zip(names, from_recon) if r]
-        recon = render_paths(data, split, chosen, "recon", cache, progress=True, workers=cfg.render_workers,
-                             resolution=cfg.recon_resolution)
-        for n in chosen:  # a failed reconstruction keeps the ground-truth render
-            renders[n] = recon[n] or renders[n]
-        from_recon = np.array([r and recon[n] is not None for n, r in zip(names, from_recon)])
+    if cfg.render_source == "occlusion-free" and cfg.recon_share > 0 and split == "train":
+        picked = np.random.default_rng(cfg.seed).random(len(names)) < cfg.recon_share
+        recon = render_paths(data, split, [n for n, p in zip(names, picked) if p], "recon", cache, progress=True,
+                             workers=cfg.render_workers, resolution=cfg.recon_resolution)
+        renders.update({n: path for n, path in recon.items() if path is not None})  # a failure keeps the truth
+        from_recon = set(n for n, path in recon.items() if path is not None)
+    else:
+        from_recon = set(n for n in names if renders[n] is not None) if cfg.render_source == "recon" else set()
 
     def pixels(paths):
         chunks = []
@@ -148,19 +145,17 @@ def _load_one(vlm: DualViewLlava, cfg: TrainConfig, data: str, split: str, cache
               "attributes": torch.tensor([[float(m["attributes"][k]) for k in ATTRIBUTES] for m in metas]),
               "masks": scene_masks(ds, names, photo.shape[-1])}
     size = photo.shape[-1]
-    recon = torch.from_numpy(from_recon)
-    if cfg.render_source == "occlusion-free":
-        labels["render_masks"] = scene_masks(ds, names, size, framed=True)
-    else:  # failed reconstructions stand in with the photo, whose masks are known
-        labels["render_masks"] = render_masks([renders[n] or ds.ref / "rgb" / f"{n}.jpg" for n in names], size)
-        labels["render_masks"][~have_render] = labels["masks"][~have_render]
-    if cfg.render_source == "occlusion-free" and recon.any():
-        labels["render_masks"][recon] = render_masks([renders[n] for n, r in zip(names, from_recon) if r], size)
+    # failed reconstructions (recon source) stand in with the photo, whose masks are known
+    labels["render_masks"] = scene_masks(ds, names, size, framed=True) if cfg.render_source == "occlusion-free" \
+        else labels["masks"].clone()
+    recon = torch.tensor([n in from_recon for n in names])
+    if recon.any():
+        labels["render_masks"][recon] = render_masks([renders[n] for n in names if n in from_recon], size)
     # what survives a background swap: hand + visible object in the photo; the whole object in a
     # ground-truth render; all of a 3D-branch render (already on its own plain background)
     labels["photo_fg"] = (labels["masks"][:, 1:2].float() + labels["masks"][:, 2:3].float()).clamp(0, 1).half()
     labels["render_fg"] = labels["render_masks"][:, :1].clone()
-    labels["render_fg"][recon & have_render] = 1
+    labels["render_fg"][recon] = 1
     return names, photo, render, have_render, pairs, labels
 
 
